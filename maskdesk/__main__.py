@@ -1,0 +1,3 @@
+from maskdesk.app import main
+
+raise SystemExit(main())

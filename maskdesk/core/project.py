@@ -1,0 +1,402 @@
+"""The open folder: its images and their status, categories and instances; edits as methods.
+
+Every edit method is one store transaction. Image rows are never deleted: a file that
+vanished (an unmounted drive, a renamed subfolder) is flagged missing and hidden, and comes
+back with its work when the file does.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from maskdesk.core.categories import Category, CategoryTable
+from maskdesk.core.errors import MaskdeskError, ProjectError
+from maskdesk.core.images import natural_key, read_size, scan_folder
+from maskdesk.core.instances import Instance, Origin, Review
+from maskdesk.core.store import (
+    INSTANCE_COLUMNS,
+    INSTANCE_PLACEHOLDERS,
+    ImageStatus,
+    Store,
+    instance_from_row,
+    instance_values,
+    locate_store,
+)
+
+__all__ = ["ImageRecord", "ImageStatus", "Project"]
+
+_IMAGE_COLUMNS = "id, path, width, height, status, reason, model, missing"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of the folder; `path` (relative, POSIX) is its stable identity."""
+
+    id: int
+    path: str
+    width: int
+    height: int
+    status: ImageStatus
+    reason: str | None
+    model: str | None
+    missing: bool = False
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> ImageRecord:
+        iid, path, width, height, status, reason, model, missing = row
+        return cls(iid, path, width, height, ImageStatus(status), reason, model, bool(missing))
+
+
+def _measure(path: Path) -> tuple[int, int, str | None]:
+    """Upright width, height and, when the file cannot be read, why (size then 0 x 0)."""
+    try:
+        size = read_size(path)
+    except (MaskdeskError, OSError) as exc:
+        return 0, 0, str(exc)
+    return size.width, size.height, None
+
+
+class Project:
+    """A folder of images and its store. Open with `Project.open(folder)`; close when done."""
+
+    def __init__(self, folder: Path, store: Store, store_note: str | None) -> None:
+        self.folder = folder
+        self.store_path = store.path
+        self.store_note = store_note
+        self._store = store
+        self._closed = False
+        self._categories = CategoryTable()
+        self._data_version = -1
+        self._load_categories()
+
+    @classmethod
+    def open(cls, folder: Path | str, *, data_dir: Path | None = None) -> Project:
+        """Create or reopen the project of `folder` and bring its image list up to date.
+
+        `data_dir` replaces the user data directory (e.g. $XDG_DATA_HOME) as the root of the
+        fallback place used when the folder is not writable.
+        """
+        folder = Path(folder).expanduser()
+        if not folder.is_dir():
+            raise ProjectError(f"{folder} is not a folder. Choose a folder of images to open.")
+        folder = folder.resolve()
+        store_path, note = locate_store(folder, data_dir)
+        store = Store(store_path)
+        try:
+            project = cls(folder, store, note)
+            project._sync_images()
+        except BaseException:
+            store.close()
+            raise
+        return project
+
+    # -- images ----------------------------------------------------------------------------
+
+    def _sync_images(self) -> None:
+        """Add new files, re-measure changed ones, flag vanished ones (rows are kept)."""
+        known = {
+            row[1]: row
+            for row in self._store.query(
+                "SELECT id, path, file_size, mtime_ns, status, missing FROM images"
+            )
+        }
+        present: set[str] = set()
+        added: list[tuple[object, ...]] = []
+        remeasured: list[tuple[object, ...]] = []
+        broken: list[tuple[object, ...]] = []
+        back: list[tuple[int]] = []
+        for rel in scan_folder(self.folder):
+            path = self.folder.joinpath(*PurePosixPath(rel).parts)
+            try:
+                stat = path.stat()
+            except OSError:
+                continue  # vanished between the scan and now: treated as missing
+            present.add(rel)
+            row = known.get(rel)
+            if row is not None and (row[2], row[3]) == (stat.st_size, stat.st_mtime_ns):
+                if row[5]:
+                    back.append((row[0],))
+                continue
+            width, height, reason = _measure(path)
+            stamp = (stat.st_size, stat.st_mtime_ns)
+            if row is None:
+                status = ImageStatus.FAILED if reason else ImageStatus.NEW
+                added.append((rel, width, height, *stamp, status.value, reason))
+            elif reason:
+                # Keep the old size: the instances drawn on it still refer to it.
+                broken.append((*stamp, ImageStatus.FAILED.value, reason, row[0]))
+            else:
+                # A failure recorded for the old file says nothing about the new one.
+                old = ImageStatus(row[4])
+                status = ImageStatus.NEW if old is ImageStatus.FAILED else old
+                remeasured.append((width, height, *stamp, status.value, row[0]))
+        gone = [(row[0],) for rel, row in known.items() if rel not in present and not row[5]]
+        if not (added or remeasured or broken or back or gone):
+            return  # reopening an unchanged folder writes nothing
+        with self._store.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO images(path, width, height, file_size, mtime_ns, status, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                added,
+            )
+            conn.executemany(
+                "UPDATE images SET width = ?, height = ?, file_size = ?, mtime_ns = ?, "
+                "status = ?, reason = NULL, missing = 0 WHERE id = ?",
+                remeasured,
+            )
+            conn.executemany(
+                "UPDATE images SET file_size = ?, mtime_ns = ?, status = ?, reason = ?, "
+                "missing = 0 WHERE id = ?",
+                broken,
+            )
+            conn.executemany("UPDATE images SET missing = 0 WHERE id = ?", back)
+            conn.executemany("UPDATE images SET missing = 1 WHERE id = ?", gone)
+
+    def images(self) -> list[ImageRecord]:
+        """Images whose files are present, in natural order of their paths."""
+        rows = self._store.query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE missing = 0")
+        records = [ImageRecord.from_row(row) for row in rows]
+        records.sort(key=lambda r: natural_key(r.path))
+        return records
+
+    def image(self, image_id: int) -> ImageRecord:
+        """The image with this id (also when its file is missing); ValueError if unknown."""
+        rows = self._store.query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?", (image_id,))
+        if not rows:
+            raise ValueError(f"no image with id {image_id} in {self.store_path}")
+        return ImageRecord.from_row(rows[0])
+
+    def image_by_path(self, path: str) -> ImageRecord | None:
+        """The image at this relative POSIX path (also when its file is missing), or None."""
+        rows = self._store.query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE path = ?", (path,))
+        return ImageRecord.from_row(rows[0]) if rows else None
+
+    def absolute_path(self, record: ImageRecord) -> Path:
+        return self.folder.joinpath(*PurePosixPath(record.path).parts)
+
+    def set_status(self, image_id: int, status: ImageStatus, reason: str | None = None) -> None:
+        with self._edit() as conn:
+            cursor = conn.execute(
+                "UPDATE images SET status = ?, reason = ? WHERE id = ?",
+                (ImageStatus(status).value, reason, image_id),
+            )
+            if cursor.rowcount == 0:
+                raise ValueError(f"no image with id {image_id} in {self.store_path}")
+
+    # -- categories ------------------------------------------------------------------------
+
+    @property
+    def categories(self) -> CategoryTable:
+        """A copy of the category table; change categories through the project's methods."""
+        return CategoryTable(self._table())
+
+    def _table(self) -> CategoryTable:
+        """The cached table, reloaded when another connection (a CLI beside the GUI) wrote."""
+        if self._store.query("PRAGMA data_version")[0][0] != self._data_version:
+            self._load_categories()
+        return self._categories
+
+    def _load_categories(self) -> None:
+        # data_version changes only with other connections' commits; our own edits update
+        # the cache directly.
+        self._data_version = self._store.query("PRAGMA data_version")[0][0]
+        rows = self._store.query("SELECT id, name, supercategory FROM categories ORDER BY id")
+        self._categories = CategoryTable(Category(*row) for row in rows)
+
+    def ensure_categories(self, categories: Iterable[Category]) -> None:
+        """Add these categories with their ids (e.g. a COCO model's); identical ones are kept.
+
+        A clash (an id already naming something else, a name under another id) is a
+        ValueError and adds nothing.
+        """
+        table = self.categories
+        new: list[Category] = []
+        for category in categories:
+            if category.id not in table:
+                new.append(table.insert(category))
+            else:
+                table.insert(category)  # raises on a different name under the same id
+        if new:
+            with self._edit() as conn:
+                conn.executemany(
+                    "INSERT INTO categories(id, name, supercategory) VALUES (?, ?, ?)",
+                    [(c.id, c.name, c.supercategory) for c in new],
+                )
+            self._categories = table
+
+    def add_category(self, name: str) -> Category:
+        """The category called `name`, created with the next free id if new."""
+        table = self.categories
+        before = len(table)
+        category = table.add(name.strip())
+        if len(table) > before:
+            with self._edit() as conn:
+                conn.execute(
+                    "INSERT INTO categories(id, name, supercategory) VALUES (?, ?, ?)",
+                    (category.id, category.name, category.supercategory),
+                )
+            self._categories = table
+        return category
+
+    def rename_category(self, category_id: int, name: str) -> None:
+        table = self._table()
+        if category_id not in table:
+            raise ValueError(f"no category with id {category_id}")
+        old = table.by_id(category_id)
+        renamed = Category(category_id, name.strip(), old.supercategory)
+        if renamed.name == old.name:
+            return
+        other = table.by_name(renamed.name)
+        if other is not None:
+            raise ValueError(f"category name {renamed.name!r} is already used by id {other.id}")
+        with self._edit() as conn:
+            conn.execute("UPDATE categories SET name = ? WHERE id = ?", (renamed.name, category_id))
+        self._load_categories()
+
+    # -- instances -------------------------------------------------------------------------
+
+    def instances(self, image_id: int) -> list[Instance]:
+        """The image's instances in the order they were added, ids set."""
+        rows = self._store.query(
+            f"SELECT id, {INSTANCE_COLUMNS} FROM instances WHERE image_id = ? ORDER BY id",
+            (image_id,),
+        )
+        if not rows:
+            self.image(image_id)  # an unknown id is a ValueError, not an empty image
+        return [instance_from_row(row) for row in rows]
+
+    def set_predictions(self, image_id: int, instances: Sequence[Instance], model: str) -> bool:
+        """Replace the image's pending model instances with these; status becomes pre-labeled.
+
+        Human instances and accepted or rejected ones stay. A reviewed image is left exactly
+        as it is and False is returned: reviewed work is never overwritten.
+        """
+        rows = [(image_id, *instance_values(i)) for i in instances]
+        with self._edit(instances) as conn:
+            found = conn.execute("SELECT status FROM images WHERE id = ?", (image_id,)).fetchone()
+            if found is None:
+                raise ValueError(f"no image with id {image_id} in {self.store_path}")
+            if found[0] == ImageStatus.REVIEWED.value:
+                return False
+            conn.execute(
+                "DELETE FROM instances WHERE image_id = ? AND origin = ? AND review = ?",
+                (image_id, Origin.MODEL.value, Review.PENDING.value),
+            )
+            conn.executemany(
+                f"INSERT INTO instances(image_id, {INSTANCE_COLUMNS}) "
+                f"VALUES (?, {INSTANCE_PLACEHOLDERS})",
+                rows,
+            )
+            conn.execute(
+                "UPDATE images SET status = ?, model = ?, reason = NULL WHERE id = ?",
+                (ImageStatus.PRELABELED.value, model, image_id),
+            )
+        return True
+
+    def add_instance(self, image_id: int, instance: Instance) -> Instance:
+        """Store a new instance; returned with its id.
+
+        An instance that carries an id keeps it (undoing a delete restores the same id); that
+        id must be free.
+        """
+        with self._edit([instance]) as conn:
+            cursor = conn.execute(
+                f"INSERT INTO instances(id, image_id, {INSTANCE_COLUMNS}) "
+                f"VALUES (?, ?, {INSTANCE_PLACEHOLDERS})",
+                (instance.id, image_id, *instance_values(instance)),
+            )
+            new_id = cursor.lastrowid
+        return instance.with_changes(id=new_id)
+
+    def update_instance(self, instance: Instance) -> None:
+        """Write back every field of a stored instance (category, review, visible, mask...)."""
+        if instance.id is None:
+            raise ValueError("the instance has no id; add it with add_instance first")
+        assignments = ", ".join(f"{c.strip()} = ?" for c in INSTANCE_COLUMNS.split(","))
+        with self._edit([instance]) as conn:
+            cursor = conn.execute(
+                f"UPDATE instances SET {assignments} WHERE id = ?",
+                (*instance_values(instance), instance.id),
+            )
+            if cursor.rowcount == 0:
+                raise ValueError(f"no instance with id {instance.id} in {self.store_path}")
+
+    def delete_instance(self, instance_id: int) -> None:
+        with self._edit() as conn:
+            cursor = conn.execute("DELETE FROM instances WHERE id = ?", (instance_id,))
+            if cursor.rowcount == 0:
+                raise ValueError(f"no instance with id {instance_id} in {self.store_path}")
+
+    @contextmanager
+    def _edit(self, instances: Iterable[Instance] = ()) -> Iterator[sqlite3.Connection]:
+        """One transaction; a constraint the edit breaks becomes a ValueError saying which."""
+        if self._closed:
+            raise ProjectError(f"The project {self.store_path} is closed.")
+        try:
+            with self._store.transaction() as conn:
+                yield conn
+        except sqlite3.IntegrityError as exc:
+            unknown = sorted({i.category_id for i in instances} - {c.id for c in self._table()})
+            if unknown:
+                raise ValueError(
+                    f"unknown category id(s) {unknown}; add them to the project first"
+                ) from exc
+            if "instances.id" in str(exc):
+                raise ValueError(f"instance id already used: {exc}") from exc
+            if "FOREIGN KEY" in str(exc):
+                raise ValueError(f"no such image in {self.store_path}: {exc}") from exc
+            raise ValueError(f"edit refused by the project store: {exc}") from exc
+
+    # -- summary and life cycle ------------------------------------------------------------
+
+    def counts(self) -> dict[str, Any]:
+        """Figures for `maskdesk info` over present images: images, status {value: n},
+        missing, instances (all), review {value: n}, categories {name: n} of the instances an
+        export at score 0 would write (in id order, names in use only), exportable (their sum).
+        """
+        status = {s.value: 0 for s in ImageStatus}
+        for value, n in self._store.query(
+            "SELECT status, count(*) FROM images WHERE missing = 0 GROUP BY status"
+        ):
+            status[value] = n
+        missing = self._store.query("SELECT count(*) FROM images WHERE missing = 1")[0][0]
+        present = "JOIN images ON images.id = instances.image_id WHERE images.missing = 0"
+        review = {r.value: 0 for r in Review}
+        for value, n in self._store.query(
+            f"SELECT review, count(*) FROM instances {present} GROUP BY review"
+        ):
+            review[value] = n
+        table = self._table()
+        per_category = {
+            table.name(cid): n
+            for cid, n in self._store.query(
+                f"SELECT category_id, count(*) FROM instances {present} AND visible = 1 "
+                f"AND review != '{Review.REJECTED.value}' AND area > 0 "
+                "GROUP BY category_id ORDER BY category_id"
+            )
+        }
+        return {
+            "images": sum(status.values()),
+            "status": status,
+            "missing": missing,
+            "instances": sum(review.values()),
+            "review": review,
+            "categories": per_category,
+            "exportable": sum(per_category.values()),
+        }
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._store.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,357 @@
+"""SQLite persistence of a project: where the file lives, its schema, and its transactions.
+
+One file per folder, `<folder>/.maskdesk/project.sqlite`, in WAL mode so that a reader (the
+GUI) and a writer (a headless `maskdesk predict`) do not block each other, and every edit is
+one transaction: a crash leaves it either in or out. The schema version is kept in
+`PRAGMA user_version` and checked before anything is written, so a file from a newer maskdesk
+is refused, byte for byte untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import sqlite3
+import sys
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from maskdesk import __version__
+from maskdesk.core.errors import ProjectError
+from maskdesk.core.instances import Instance, Origin, Review
+from maskdesk.core.masks import CropMask
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x4D534B44  # "MSKD": tells our files apart from any other SQLite database
+STORE_DIR = ".maskdesk"
+STORE_FILE = "project.sqlite"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class ImageStatus(StrEnum):
+    NEW = "new"
+    PRELABELED = "pre-labeled"
+    REVIEWED = "reviewed"
+    FAILED = "failed"
+
+
+_STATUSES = ", ".join(f"'{s.value}'" for s in ImageStatus)
+_ORIGINS = ", ".join(f"'{o.value}'" for o in Origin)
+_REVIEWS = ", ".join(f"'{r.value}'" for r in Review)
+
+_SCHEMA_V1 = f"""
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE images (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    width INTEGER NOT NULL DEFAULT 0,
+    height INTEGER NOT NULL DEFAULT 0,
+    file_size INTEGER,
+    mtime_ns INTEGER,
+    status TEXT NOT NULL DEFAULT 'new' CHECK (status IN ({_STATUSES})),
+    reason TEXT,
+    model TEXT,
+    missing INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE categories (
+    id INTEGER PRIMARY KEY CHECK (id >= 1),
+    name TEXT NOT NULL UNIQUE,
+    supercategory TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE instances (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    category_id INTEGER NOT NULL REFERENCES categories(id),
+    score REAL CHECK (score IS NULL OR (score >= 0 AND score <= 1)),
+    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+    mask_x INTEGER NOT NULL, mask_y INTEGER NOT NULL,
+    mask_w INTEGER NOT NULL, mask_h INTEGER NOT NULL,
+    mask_counts BLOB NOT NULL,
+    area INTEGER NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ({_ORIGINS})),
+    review TEXT NOT NULL CHECK (review IN ({_REVIEWS})),
+    visible INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX instances_by_image ON instances(image_id);
+"""
+
+# Instance columns in the order `instance_values` produces them.
+INSTANCE_COLUMNS = (
+    "category_id, score, x0, y0, x1, y1, mask_x, mask_y, mask_w, mask_h, mask_counts, area, "
+    "origin, review, visible"
+)
+INSTANCE_PLACEHOLDERS = ", ".join("?" * len(INSTANCE_COLUMNS.split(",")))
+
+
+def instance_values(instance: Instance) -> tuple[object, ...]:
+    """The row of an instance; the mask as compressed RLE of its crop (bytes, not pixels)."""
+    mask = instance.mask
+    x0, y0, x1, y1 = instance.box or (0.0, 0.0, 0.0, 0.0)
+    counts = mask.crop_counts() if mask.width and mask.height else b""
+    return (
+        instance.category_id,
+        instance.score,
+        x0,
+        y0,
+        x1,
+        y1,
+        mask.x,
+        mask.y,
+        mask.width,
+        mask.height,
+        counts,
+        mask.area,
+        instance.origin.value,
+        instance.review.value,
+        int(instance.visible),
+    )
+
+
+def instance_from_row(row: tuple[Any, ...]) -> Instance:
+    """Inverse of `instance_values`, with the row's id in front."""
+    (iid, cat, score, x0, y0, x1, y1, mx, my, mw, mh, counts, _area, origin, review, vis) = row
+    return Instance(
+        category_id=cat,
+        mask=CropMask.from_crop_counts(mx, my, mh, mw, bytes(counts)),
+        score=score,
+        box=(x0, y0, x1, y1),
+        origin=Origin(origin),
+        review=Review(review),
+        visible=bool(vis),
+        id=iid,
+    )
+
+
+# -- where the file lives ----------------------------------------------------------------
+
+
+def user_data_root() -> Path:
+    """The per-user data directory of this platform (XDG on Linux and other Unixes)."""
+    if sys.platform == "win32":
+        appdata = os.environ.get("APPDATA")
+        return Path(appdata) if appdata else Path.home() / "AppData" / "Roaming"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support"
+    xdg = os.environ.get("XDG_DATA_HOME")
+    # The XDG spec says relative values are invalid and must be ignored.
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg)
+    return Path.home() / ".local" / "share"
+
+
+def fallback_dir(folder: Path, data_dir: Path | None = None) -> Path:
+    """`<data root>/maskdesk/projects/<name>-<hash>`: readable name, unique per folder."""
+    root = data_dir if data_dir is not None else user_data_root()
+    digest = hashlib.sha256(str(folder).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    name = re.sub(r"[^\w.-]+", "_", folder.name).strip("._") or "folder"
+    return root / "maskdesk" / "projects" / f"{name[:60]}-{digest}"
+
+
+def _writable_dir(directory: Path) -> str | None:
+    """None when files can be created in `directory` (made if needed), else why not.
+
+    A real probe rather than os.access: access() says yes to root on a read-only mount and
+    knows nothing of a `.maskdesk` that is a file.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{os.getpid()}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        probe.unlink()
+        store = directory / STORE_FILE
+        if store.exists():
+            with open(store, "r+b"):
+                pass
+    except OSError as exc:
+        return f"cannot write in {directory}: {exc.strerror or exc.__class__.__name__}"
+    return None
+
+
+def locate_store(folder: Path, data_dir: Path | None = None) -> tuple[Path, str | None]:
+    """The store file for `folder` and, when it is not in the folder itself, a note saying so.
+
+    If the folder is read-only but already holds a project (a labelled set on a read-only
+    mount), that project is copied to the fallback place the first time, so its work is not
+    lost from view.
+    """
+    local_dir = folder / STORE_DIR
+    why = _writable_dir(local_dir)
+    if why is None:
+        return local_dir / STORE_FILE, None
+    target_dir = fallback_dir(folder, data_dir)
+    problem = _writable_dir(target_dir)
+    if problem is not None:
+        raise ProjectError(
+            f"Cannot keep a project for {folder}: {why}, and {problem}. "
+            "Make one of them writable, or copy the images to a writable folder."
+        )
+    target = target_dir / STORE_FILE
+    note = f"The folder {folder} is not writable ({why}), so its project is kept in {target_dir}."
+    local = local_dir / STORE_FILE
+    if not target.exists() and local.is_file():
+        try:
+            # The WAL file holds commits not yet checkpointed into the main file.
+            for suffix in ("", "-wal"):
+                source = local.with_name(local.name + suffix)
+                if source.is_file():
+                    shutil.copyfile(source, target.with_name(target.name + suffix))
+        except OSError as exc:
+            raise ProjectError(
+                f"Cannot copy the project {local} to {target_dir}: {exc.strerror}. "
+                "Make the folder writable or free some disk space."
+            ) from exc
+        note += f" It started as a copy of {local}; edits go to the copy."
+    return target, note
+
+
+# -- opening and checking ----------------------------------------------------------------
+
+
+def _not_a_store(path: Path, detail: str) -> ProjectError:
+    return ProjectError(
+        f"Cannot open the project {path}: {detail}. Move it aside (rename it, and "
+        "keep it if it may hold work you need), then open the folder again to start a new "
+        "project."
+    )
+
+
+class Store:
+    """One open connection to a project file; edits go through `transaction()`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = _connect(path)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (a crash leaves it out).
+
+        IMMEDIATE takes the write lock up front, so a read-then-write edit cannot find that
+        another process wrote in between.
+        """
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self._error(exc) from exc
+        try:
+            yield self.conn
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+                exc, sqlite3.IntegrityError
+            ):
+                raise self._error(exc) from exc
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise self._error(exc) from exc
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """All rows of a read; a damaged file becomes a ProjectError, not a traceback."""
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise ProjectError(
+                f"Cannot read the project {self.path}: {exc}. The file is damaged; move it "
+                "aside (keep a copy) and open the folder again to start a new project."
+            ) from exc
+
+    def _error(self, exc: sqlite3.Error) -> ProjectError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            advice = "another program is writing this project; close it and try again"
+        elif "readonly" in text or "read-only" in text:
+            advice = "the file or its folder became read-only; make it writable"
+        elif "full" in text:
+            advice = "free some disk space"
+        else:
+            advice = "move the file aside and open the folder again to start a new project"
+        return ProjectError(f"Cannot write the project {self.path}: {text}; {advice}.")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    existing = path.is_file() and path.stat().st_size > 0
+    if existing:
+        try:
+            with open(path, "rb") as f:
+                header = f.read(len(_SQLITE_MAGIC))
+        except OSError as exc:
+            raise ProjectError(f"Cannot read the project {path}: {exc.strerror}.") from exc
+        if header != _SQLITE_MAGIC:
+            raise _not_a_store(path, "it is not a SQLite database")
+    try:
+        # Autocommit mode: transactions are begun and ended explicitly by Store.transaction.
+        conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    except sqlite3.Error as exc:
+        raise ProjectError(f"Cannot open the project {path}: {exc}.") from exc
+    try:
+        _check_and_prepare(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_and_prepare(conn: sqlite3.Connection, path: Path) -> None:
+    # Everything up to the version check only reads: a file we refuse stays untouched.
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise _not_a_store(path, f"the file is damaged ({exc})") from exc
+    if version == 0 and tables:
+        raise _not_a_store(path, "it is a SQLite database of another program")
+    if version and app_id != APPLICATION_ID:
+        raise _not_a_store(path, "it is a SQLite database of another program")
+    if version > SCHEMA_VERSION:
+        raise ProjectError(
+            f"The project {path} was written by a newer maskdesk (schema {version}, this "
+            f"version reads up to {SCHEMA_VERSION}); upgrade maskdesk to open it."
+        )
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")
+        if version == 0:
+            _create(conn)
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise ProjectError(
+                f"The project {path} is locked by another program; close it and try again."
+            ) from exc
+        raise _not_a_store(path, f"the file is damaged ({exc})") from exc
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # executescript would commit first; run statement by statement inside one transaction.
+        for statement in _SCHEMA_V1.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?)",
+            [("application", "maskdesk"), ("created_with", __version__)],
+        )
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
