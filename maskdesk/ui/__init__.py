@@ -1,0 +1,1 @@
+"""PySide6 face of maskdesk. Imports core; inference only inside worker threads."""
