@@ -1,0 +1,1 @@
+"""torch + torchvision adapters: models, prediction, training. No Qt here."""

@@ -1,0 +1,266 @@
+"""Image in, instances out, with box-local masks: never a full-frame float mask.
+
+torchvision's post-processing pastes every 28x28 mask into a float32 frame the size of the
+photo (4.5 GiB for 100 detections at 12 MP). The predictor installs a post-processing step
+that only rescales the boxes and keeps the small masks, then resizes each mask into its own
+box with exactly torchvision's arithmetic, so the binary masks are the same bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.models.detection.roi_heads import expand_boxes, expand_masks
+
+from maskdesk.core.categories import Category
+from maskdesk.core.errors import MaskdeskError, ModelError
+from maskdesk.core.images import load_rgb
+from maskdesk.core.instances import Instance, Origin, Review
+from maskdesk.core.masks import CropMask
+from maskdesk.inference.models import LoadedModel
+
+MASK_THRESHOLD = 0.5  # what torchvision users apply to paste_masks_in_image's output
+DEFAULT_SCORE_FLOOR = 0.05  # torchvision's own box_score_thresh
+
+_threads_set = False
+
+
+def pick_device(choice: str = "auto") -> torch.device:
+    """auto: CUDA when present, else cpu. Asking for CUDA without one is a ModelError."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cpu":
+        return torch.device("cpu")
+    if choice == "cuda" or choice.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ModelError(
+                f"--device {choice} was asked for, but PyTorch finds no usable CUDA GPU here "
+                f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); "
+                "use --device cpu or --device auto."
+            )
+        device = torch.device(choice)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ModelError(
+                f"--device {choice}: there are only {torch.cuda.device_count()} CUDA devices."
+            )
+        return device
+    raise ModelError(f"Unknown device {choice!r}; use auto, cpu or cuda.")
+
+
+class _Handover(list):
+    """Images handed to the model for good: normalized in place, dropped once resized."""
+
+
+def install_compact_masks(model: torch.nn.Module) -> None:
+    """Make `model` return its raw (N, 1, 28, 28) mask probabilities with rescaled boxes.
+
+    Images passed in a `_Handover` list are also normalized in place and released as soon
+    as they are resized, so a 12 MP input is held once, not three times, and not during the
+    backbone. Other callers see torchvision's behaviour. Idempotent.
+    """
+    transform: Any = model.transform
+    if getattr(transform, "_maskdesk_compact", False):
+        return
+    preprocess = transform.forward
+    normalize_copy = transform.normalize
+    postprocess_boxes = transform.postprocess
+
+    def forward(
+        images: list[Tensor], targets: list[dict[str, Tensor]] | None = None
+    ) -> tuple[Any, Any]:
+        handover = isinstance(images, _Handover)
+        transform._maskdesk_in_place = handover
+        try:
+            return preprocess(images, targets)
+        finally:
+            transform._maskdesk_in_place = False
+            if handover:
+                images.clear()
+
+    def normalize(image: Tensor) -> Tensor:
+        if not transform._maskdesk_in_place or not image.is_floating_point():
+            return normalize_copy(image)
+        mean = torch.as_tensor(transform.image_mean, dtype=image.dtype, device=image.device)
+        std = torch.as_tensor(transform.image_std, dtype=image.dtype, device=image.device)
+        # The same operations as torchvision's (image - mean) / std, in place.
+        return image.sub_(mean[:, None, None]).div_(std[:, None, None])
+
+    def postprocess(
+        result: list[dict[str, Tensor]],
+        image_shapes: list[tuple[int, int]],
+        original_image_sizes: list[tuple[int, int]],
+    ) -> list[dict[str, Tensor]]:
+        # torchvision's own step with the masks taken out: it rescales the boxes only.
+        raw = [pred.pop("masks", None) for pred in result]
+        result = postprocess_boxes(result, image_shapes, original_image_sizes)
+        for pred, masks in zip(result, raw, strict=True):
+            if masks is not None:
+                pred["masks"] = masks
+        return result
+
+    transform.forward = forward
+    transform.normalize = normalize
+    transform.postprocess = postprocess
+    transform._maskdesk_in_place = False
+    transform._maskdesk_compact = True
+
+
+def mask_crops(masks: Tensor, boxes: Tensor, height: int, width: int) -> list[CropMask]:
+    """Box-local binary masks, equal to `paste_masks_in_image(masks, boxes, (h, w)) > 0.5`.
+
+    `masks` (N, 1, M, M) probabilities and `boxes` (N, 4) in image pixels, as the model
+    gives them. Each mask is resized to its (expanded, integer) box as torchvision does,
+    and only the part inside the image is kept: the slice of the frame torchvision would
+    have written.
+    """
+    if masks.shape[0] == 0:
+        return []
+    padded, scale = expand_masks(masks, padding=1)
+    int_boxes = expand_boxes(boxes, scale).to(dtype=torch.int64).tolist()
+    crops = []
+    for mask, (bx0, by0, bx1, by1) in zip(padded, int_boxes, strict=True):
+        # torchvision's paste_mask_in_image, restricted to [y0:y1, x0:x1] of the frame.
+        w = max(bx1 - bx0 + 1, 1)
+        h = max(by1 - by0 + 1, 1)
+        x0, x1 = max(bx0, 0), min(bx1 + 1, width)
+        y0, y1 = max(by0, 0), min(by1 + 1, height)
+        if x1 <= x0 or y1 <= y0:
+            crops.append(CropMask(min(x0, width), min(y0, height), np.zeros((0, 0), bool)))
+            continue
+        resized = F.interpolate(
+            mask.expand((1, 1, -1, -1)), size=(h, w), mode="bilinear", align_corners=False
+        )[0, 0]
+        local = resized[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0] > MASK_THRESHOLD
+        crops.append(CropMask(x0, y0, local.cpu().numpy()).tight())
+    return crops
+
+
+def _use_all_cores() -> None:
+    global _threads_set
+    if not _threads_set:
+        # The cores this process may use (a container or taskset may allow fewer than exist).
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        torch.set_num_threads(cores or os.cpu_count() or 1)
+        _threads_set = True
+
+
+class Predictor:
+    """Runs one loaded model on upright RGB images; the model is moved once and reused."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        device: str = "auto",
+        score_floor: float = DEFAULT_SCORE_FLOOR,
+    ) -> None:
+        self.device = pick_device(device)
+        _use_all_cores()
+        self.model_name = loaded.name
+        self.categories: list[Category] = list(loaded.categories)
+        self._label_to_category = dict(loaded.label_to_category)
+        self.model = loaded.model
+        install_compact_masks(self.model)
+        roi_heads: Any = self.model.roi_heads
+        roi_heads.score_thresh = score_floor
+        self.model.to(self.device).eval()
+
+    def raw(self, rgb: np.ndarray) -> dict[str, Tensor]:
+        """The model's output for one image: boxes, labels, scores, raw (N, 1, M, M) masks."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
+        with torch.inference_mode():
+            with warnings.catch_warnings():
+                # A read-only array is fine: the uint8 tensor is only read, never written.
+                warnings.simplefilter("ignore", UserWarning)
+                pixels = torch.from_numpy(rgb)
+            # Move the uint8 pixels (4x smaller) before widening: one float copy, scaled
+            # here and normalized in place by the model.
+            image = pixels.to(self.device).permute(2, 0, 1).to(torch.float32).div_(255)
+            del pixels
+            batch = _Handover([image])
+            del image  # the model's transform releases it once resized
+            try:
+                return self.model(batch)[0]
+            except torch.OutOfMemoryError as exc:
+                height, width = rgb.shape[:2]
+                raise ModelError(
+                    f"Not enough memory on {self.device} for a {width}x{height} image; "
+                    "try --device cpu or a smaller image."
+                ) from exc
+
+    def predict(self, rgb: np.ndarray) -> list[Instance]:
+        """Every detection down to the model's score floor, with box-local masks."""
+        height, width = rgb.shape[:2]
+        out = self.raw(rgb)
+        with torch.inference_mode():
+            crops = mask_crops(out["masks"], out["boxes"], height, width)
+        instances = []
+        for box, label, score, crop in zip(
+            out["boxes"].tolist(),
+            out["labels"].tolist(),
+            out["scores"].tolist(),
+            crops,
+            strict=True,
+        ):
+            category_id = self._label_to_category.get(int(label))
+            if category_id is None:
+                continue  # a label with no category (COCO's "N/A" slots): nothing to call it
+            instances.append(
+                Instance(
+                    category_id=category_id,
+                    mask=crop,
+                    score=min(max(float(score), 0.0), 1.0),
+                    box=(box[0], box[1], box[2], box[3]),
+                    origin=Origin.MODEL,
+                    review=Review.PENDING,
+                )
+            )
+        return instances
+
+
+def predict_files(
+    predictor: Predictor,
+    paths: Sequence[Path],
+    *,
+    decode: Callable[[Path], np.ndarray] = load_rgb,
+    cancel: Callable[[], bool] | None = None,
+) -> Iterator[tuple[Path, list[Instance] | None, MaskdeskError | None, float]]:
+    """(path, instances, None, seconds) per image, or (path, None, error, seconds).
+
+    The next image is decoded on a background thread while the model runs on this one, so
+    at most two decoded images are held. A file that fails yields its error and the loop
+    goes on; `cancel()` is checked between images.
+    """
+    paths = list(paths)
+    if not paths:
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maskdesk-decode")
+    try:
+        pending: Future[np.ndarray] | None = pool.submit(decode, paths[0])
+        for index, path in enumerate(paths):
+            if cancel is not None and cancel():
+                return
+            started = time.perf_counter()
+            assert pending is not None
+            current = pending
+            pending = pool.submit(decode, paths[index + 1]) if index + 1 < len(paths) else None
+            try:
+                instances = predictor.predict(current.result())
+            except MaskdeskError as exc:
+                yield path, None, exc, time.perf_counter() - started
+                continue
+            finally:
+                del current  # the future holds the pixels; not kept while the consumer works
+            yield path, instances, None, time.perf_counter() - started
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
