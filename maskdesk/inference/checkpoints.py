@@ -7,8 +7,7 @@ values: epochs, iterations, val AP, ...).
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ from typing import Any
 import torch
 
 from maskdesk.core.categories import Category
-from maskdesk.core.errors import MaskdeskError, ModelError
+from maskdesk.core.errors import ModelError
+from maskdesk.core.fileio import atomic_write_bytes
 from maskdesk.inference.architectures import ARCHITECTURES
 
 FORMAT = "maskdesk-checkpoint"
@@ -113,15 +113,6 @@ def save_checkpoint(ckpt: Checkpoint, path: Path | str) -> None:
     """Write atomically, so an interrupted save never leaves a half checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(to_dict(ckpt), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise MaskdeskError(
-            f"Could not write {path}: {exc.strerror}; choose another output."
-        ) from exc
+    buffer = io.BytesIO()
+    torch.save(to_dict(ckpt), buffer)
+    atomic_write_bytes(path, buffer.getvalue())
