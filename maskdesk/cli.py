@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
+import numpy as np
 
 from maskdesk import __version__
 from maskdesk.core import images as image_io
@@ -33,6 +34,27 @@ if TYPE_CHECKING:
     from maskdesk.inference.models import LoadedModel
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..1")
+    return value
+
+
+def _check_output(path: Path) -> None:
+    """Fail before hours of work, not after, when the output cannot be written."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise MaskdeskError(f"{path} is a folder; give a file name for the COCO JSON.")
+    if not folder.is_dir():
+        raise MaskdeskError(f"Folder {folder} does not exist; create it or choose another -o.")
+    if not os.access(folder, os.W_OK):
+        raise MaskdeskError(f"Folder {folder} is not writable; choose another -o.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.json")
     p.add_argument("--model", default="coco-v1", help="coco-v1 (default), coco-v2 or a PATH")
-    p.add_argument("--score", type=float, default=0.5, help="lowest score exported (0.5)")
+    p.add_argument("--score", type=_score, default=0.5, help="lowest score exported (0.5)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--polygons", action="store_true", help="polygons instead of RLE")
     p.add_argument("--render", type=Path, metavar="DIR", help="also write overlay pictures here")
@@ -75,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.json")
     p.add_argument("--polygons", action="store_true", help="polygons instead of RLE")
-    p.add_argument("--score", type=float, default=0.5, help="lowest score of model instances")
+    p.add_argument("--score", type=_score, default=0.5, help="lowest score of model instances")
     p.set_defaults(func=run_export)
 
     p = sub.add_parser(
@@ -148,6 +170,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from maskdesk.inference.models import load_model
     from maskdesk.inference.predictor import Predictor, predict_files
 
+    _check_output(args.output)
     paths, folder_of = _collect(args.inputs)
     root = _image_root(args.inputs, paths)
     projects = {} if args.no_store else _open_projects(set(folder_of.values()))
@@ -168,20 +191,21 @@ def run_predict(args: argparse.Namespace) -> int:
     bar = ProgressBar("predicting", total=len(paths), unit="img")
     started = time.perf_counter()
     renderer = _Renderer(args.render, root, loaded.categories) if args.render else None
-    for path, instances, error, _seconds in predict_files(predictor, paths):
+    for result in predict_files(predictor, paths):
+        path, instances = result.path, result.instances
         bar.advance(path.name)
         project = projects.get(folder_of.get(path, Path()))
-        if error is not None or instances is None:
-            failures.append(f"{path}: {error}")
+        if instances is None or result.pixels is None:
+            failures.append(f"{path}: {result.error}")
             if project is not None:
-                _mark_failed(project, folder_of[path], path, str(error))
+                _mark_failed(project, folder_of[path], path, str(result.error))
             continue
-        size = image_io.read_size(path)
-        coco_images.append(CocoImage(_relative(path, root), size.width, size.height, instances))
+        height, width = result.pixels.shape[:2]
+        coco_images.append(CocoImage(_relative(path, root), width, height, instances))
         if project is not None:
             _store_predictions(project, folder_of[path], path, instances, loaded)
         if renderer is not None:
-            renderer.write(path, instances, args.score)
+            renderer.write(path, result.pixels, instances, args.score)
     bar.close()
     elapsed = time.perf_counter() - started
     done = len(coco_images)
@@ -236,16 +260,16 @@ class _Renderer:
         self.categories = CategoryTable(categories)
         self.used: set[Path] = set()
 
-    def write(self, path: Path, instances: list[Instance], min_score: float) -> None:
+    def write(
+        self, path: Path, pixels: np.ndarray, instances: list[Instance], min_score: float
+    ) -> None:
         rel = Path(_relative(path, self.root))
         target = self.folder / rel.with_suffix(".jpg")
         if target in self.used:
             target = self.folder / rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.')}.jpg")
         self.used.add(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        picture = render_overlay(
-            image_io.load_rgb(path), instances, self.categories, min_score=min_score
-        )
+        picture = render_overlay(pixels, instances, self.categories, min_score=min_score)
         ok, encoded = cv2.imencode(".jpg", picture[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
         if not ok:
             raise MaskdeskError(f"Could not encode the overlay picture for {path}.")
@@ -264,6 +288,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    _check_output(args.output)
     with Project.open(args.folder) as project:
         coco_images = [
             CocoImage(record.path, record.width, record.height, project.instances(record.id))

@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -228,18 +229,34 @@ class Predictor:
         return instances
 
 
+@dataclass
+class FileResult:
+    """One image's outcome: instances, or the error that stopped it."""
+
+    path: Path
+    instances: list[Instance] | None
+    error: MaskdeskError | None
+    seconds: float
+    pixels: np.ndarray | None = None  # the decoded upright image, for callers that draw it
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) of the upright image, when it was decoded."""
+        return None if self.pixels is None else (self.pixels.shape[1], self.pixels.shape[0])
+
+
 def predict_files(
     predictor: Predictor,
     paths: Sequence[Path],
     *,
     decode: Callable[[Path], np.ndarray] = load_rgb,
     cancel: Callable[[], bool] | None = None,
-) -> Iterator[tuple[Path, list[Instance] | None, MaskdeskError | None, float]]:
-    """(path, instances, None, seconds) per image, or (path, None, error, seconds).
+) -> Iterator[FileResult]:
+    """A FileResult per image, in order; a file that fails carries its error.
 
     The next image is decoded on a background thread while the model runs on this one, so
-    at most two decoded images are held. A file that fails yields its error and the loop
-    goes on; `cancel()` is checked between images.
+    each image is decoded once and at most two are held. `cancel()` is checked between
+    images.
     """
     paths = list(paths)
     if not paths:
@@ -255,12 +272,14 @@ def predict_files(
             current = pending
             pending = pool.submit(decode, paths[index + 1]) if index + 1 < len(paths) else None
             try:
-                instances = predictor.predict(current.result())
+                pixels = current.result()
+                instances = predictor.predict(pixels)
             except MaskdeskError as exc:
-                yield path, None, exc, time.perf_counter() - started
+                yield FileResult(path, None, exc, time.perf_counter() - started)
                 continue
             finally:
-                del current  # the future holds the pixels; not kept while the consumer works
-            yield path, instances, None, time.perf_counter() - started
+                del current
+            yield FileResult(path, instances, None, time.perf_counter() - started, pixels)
+            del pixels  # not kept while the next image is predicted
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

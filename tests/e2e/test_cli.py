@@ -154,6 +154,24 @@ def test_missing_weights_offline_exit_2_with_instructions(tmp_path: Path) -> Non
     assert not (tmp_path / "o.json").exists()
 
 
+def test_unwritable_output_is_refused_before_any_work(
+    labelled_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "no such folder" / "out.json"
+    code = main(["predict", str(labelled_folder), "-o", str(out), "--model", "/nonexistent.pt"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no such folder" in err
+    assert "nonexistent.pt" not in err  # refused before the model was even looked at
+    assert main(["export", str(labelled_folder), "-o", str(out)]) == 2
+
+
+def test_score_outside_zero_to_one_is_a_usage_error(labelled_folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(labelled_folder), "-o", str(tmp_path / "o.json"), "--score", "5"])
+    assert exit_info.value.code == 2
+
+
 needs_fixture = pytest.mark.skipif(
     not FIXTURE_MODEL.exists(), reason="fixture model not trained yet (tests/fixtures/README.md)"
 )

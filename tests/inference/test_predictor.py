@@ -174,11 +174,13 @@ def test_predict_files_reports_a_broken_file_and_goes_on(
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     results = list(predict_files(predictor, [broken, good]))
-    assert [r[0] for r in results] == [broken, good]
-    path, found, error, seconds = results[0]
-    assert found is None and isinstance(error, ImageError) and "broken.jpg" in str(error)
-    path, found, error, seconds = results[1]
-    assert error is None and found == instances and seconds > 0
+    assert [r.path for r in results] == [broken, good]
+    failed, worked = results
+    assert failed.instances is None and isinstance(failed.error, ImageError)
+    assert "broken.jpg" in str(failed.error)
+    assert worked.error is None and worked.instances == instances and worked.seconds > 0
+    assert worked.size == (picture.shape[1], picture.shape[0])
+    assert worked.pixels is not None and np.array_equal(worked.pixels, picture)
 
 
 def test_predict_files_decodes_the_next_image_while_predicting(
@@ -206,7 +208,7 @@ def test_predict_files_decodes_the_next_image_while_predicting(
 
     monkeypatch.setattr(predictor, "predict", predict)
     results = list(predict_files(predictor, paths, decode=decode))
-    assert [r[0] for r in results] == paths
+    assert [r.path for r in results] == paths
     assert seen_ahead == [True, True, True]
     assert threading.get_ident() not in decode_threads
 
@@ -221,10 +223,8 @@ def test_predict_files_stops_when_cancelled(
     def cancel() -> bool:
         return len(done) >= 2
 
-    for path, _found, _error, _seconds in predict_files(
-        predictor, paths, decode=lambda p: picture, cancel=cancel
-    ):
-        done.append(path)
+    for result in predict_files(predictor, paths, decode=lambda p: picture, cancel=cancel):
+        done.append(result.path)
     assert done == paths[:2]
 
 
