@@ -48,7 +48,7 @@ def add_train_parser(subparsers: Any) -> None:
         default=None,
         help="learning rate (0.02 from scratch, 0.005 when fine-tuning)",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument(
         "--val-fraction",
         type=float,
