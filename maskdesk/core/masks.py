@@ -87,6 +87,19 @@ class CropMask:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def iou(self, other: CropMask) -> float:
+        """Intersection over union of the set pixels, computed on the crops' overlap only."""
+        x0, y0 = max(self.x, other.x), max(self.y, other.y)
+        x1 = min(self.x + self.width, other.x + other.width)
+        y1 = min(self.y + self.height, other.y + other.height)
+        inter = 0
+        if x1 > x0 and y1 > y0:
+            a = self.bits[y0 - self.y : y1 - self.y, x0 - self.x : x1 - self.x]
+            b = other.bits[y0 - other.y : y1 - other.y, x0 - other.x : x1 - other.x]
+            inter = int(np.count_nonzero(a & b))
+        union = self.area + other.area - inter
+        return inter / union if union else 0.0
+
     @classmethod
     def from_full(cls, full: np.ndarray) -> CropMask:
         """Tight crop of a full-frame mask (any dtype; non-zero is set)."""

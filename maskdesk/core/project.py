@@ -31,6 +31,7 @@ from maskdesk.core.store import (
 __all__ = ["ImageRecord", "ImageStatus", "Project"]
 
 _IMAGE_COLUMNS = "id, path, width, height, status, reason, model, missing"
+SAME_OBJECT_IOU = 0.5  # a new prediction this close to a decided instance is the same object
 
 
 @dataclass(frozen=True)
@@ -273,11 +274,26 @@ class Project:
     def set_predictions(self, image_id: int, instances: Sequence[Instance], model: str) -> bool:
         """Replace the image's pending model instances with these; status becomes pre-labeled.
 
-        Human instances and accepted or rejected ones stay. A reviewed image is left exactly
-        as it is and False is returned: reviewed work is never overwritten.
+        Human instances and accepted or rejected ones stay, and a new prediction that covers
+        one of them (same category, mask IoU >= 0.5) is dropped: a person's decision is not
+        proposed again. A reviewed image is left exactly as it is and False is returned:
+        reviewed work is never overwritten.
         """
-        rows = [(image_id, *instance_values(i)) for i in instances]
-        with self._edit(instances) as conn:
+        decided = [
+            i
+            for i in self.instances(image_id)
+            if not (i.origin is Origin.MODEL and i.review is Review.PENDING)
+        ]
+        fresh = [
+            new
+            for new in instances
+            if not any(
+                d.category_id == new.category_id and d.mask.iou(new.mask) >= SAME_OBJECT_IOU
+                for d in decided
+            )
+        ]
+        rows = [(image_id, *instance_values(i)) for i in fresh]
+        with self._edit(fresh) as conn:
             found = conn.execute("SELECT status FROM images WHERE id = ?", (image_id,)).fetchone()
             if found is None:
                 raise ValueError(f"no image with id {image_id} in {self.store_path}")

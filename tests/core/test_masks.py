@@ -152,3 +152,16 @@ def test_bits_are_bool_and_bad_shapes_or_origins_are_refused() -> None:
         CropMask(0, 0, np.zeros((2, 2, 2), dtype=bool))
     with pytest.raises(ValueError, match="inside the image"):
         CropMask(-1, 0, np.zeros((2, 2), dtype=bool))
+
+
+def test_iou_of_crops_matches_full_frame_iou() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        a = CropMask(int(rng.integers(0, 20)), int(rng.integers(0, 20)), rng.random((9, 13)) > 0.3)
+        b = CropMask(int(rng.integers(0, 20)), int(rng.integers(0, 20)), rng.random((11, 7)) > 0.3)
+        fa, fb = a.to_full(40, 40), b.to_full(40, 40)
+        expected = (fa & fb).sum() / max((fa | fb).sum(), 1)
+        assert a.iou(b) == pytest.approx(expected)
+    assert a.iou(a) == 1.0
+    empty = CropMask(0, 0, np.zeros((0, 0), dtype=bool))
+    assert empty.iou(empty) == 0.0

@@ -187,6 +187,33 @@ def test_predictions_replace_only_pending_model_instances(folder: Path) -> None:
         assert (record.status, record.model) == (ImageStatus.PRELABELED, "coco-v2")
 
 
+def test_running_the_model_again_does_not_propose_decided_objects_again(folder: Path) -> None:
+    with Project.open(folder) as project:
+        project.ensure_categories([Category(1, "person"), Category(2, "car")])
+        image = _record(project, "img10.png")
+        run = [
+            Instance(1, _disc(10, 10, 6), score=0.9),
+            Instance(1, _disc(40, 20, 6), score=0.8),
+            Instance(1, _disc(25, 35, 5), score=0.7),
+        ]
+        project.set_predictions(image, run, "coco-v1")
+        accepted, rejected, _pending = project.instances(image)
+        project.update_instance(accepted.with_changes(review=Review.ACCEPTED))
+        project.update_instance(rejected.with_changes(review=Review.REJECTED))
+
+        # the same detections again, plus a car where the accepted person is
+        again = [*run, Instance(2, _disc(10, 10, 6), score=0.6)]
+        assert project.set_predictions(image, again, "coco-v1")
+        after = project.instances(image)
+        assert [(i.category_id, i.review) for i in after] == [
+            (1, Review.ACCEPTED),
+            (1, Review.REJECTED),
+            (1, Review.PENDING),
+            (2, Review.PENDING),
+        ]
+        assert after[2].mask == _disc(25, 35, 5)
+
+
 def test_reviewed_images_are_never_overwritten(folder: Path) -> None:
     with Project.open(folder) as project:
         project.ensure_categories([Category(1, "person")])
