@@ -49,7 +49,7 @@ from maskdesk.core.categories import Category
 from maskdesk.core.errors import CocoError
 from maskdesk.core.fileio import atomic_write_bytes
 from maskdesk.core.instances import Instance, Origin, Review
-from maskdesk.core.masks import CropMask
+from maskdesk.core.masks import CropMask, decode_rle_string
 
 
 @dataclass
@@ -236,56 +236,6 @@ def export_coco(
 # -- import ---------------------------------------------------------------------------------
 
 
-def _counts_from_string(raw: bytes) -> np.ndarray:
-    """Decode COCO's compressed RLE string (the inverse of pycocotools' rleToString).
-
-    Each count is written in 5-bit groups, low first, as characters from 48; bit 0x20 says
-    another group follows, bit 0x10 of the last group is the sign. From the fourth count on,
-    the value stored is the difference to the count two places before.
-    """
-    chars = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
-    if ((chars < 0) | (chars > 63)).any():
-        raise ValueError("the RLE string holds a character outside COCO's alphabet")
-    if chars.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    last = (chars & 0x20) == 0
-    if not last[-1]:
-        raise ValueError("the RLE string ends in the middle of a number")
-    ends = np.flatnonzero(last)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    group = np.arange(chars.size) - np.repeat(starts, ends - starts + 1)
-    if group.max() > 11:  # beyond 60 bits: no real image has such a count
-        raise ValueError("the RLE string holds a number too large for any image")
-    values = np.add.reduceat((chars & 0x1F) << (5 * group), starts)
-    negative = (chars[ends] & 0x10) != 0
-    values[negative] -= np.left_shift(1, 5 * (group[ends][negative] + 1))
-    counts = values.copy()
-    if counts.size > 3:
-        counts[1::2] = np.cumsum(values[1::2])
-        counts[2::2] = np.cumsum(values[2::2])
-    return counts
-
-
-def _crop_from_counts(counts: Sequence[int] | np.ndarray, height: int, width: int) -> CropMask:
-    """The mask of uncompressed RLE counts, built over its own columns only (no full frame)."""
-    c = np.asarray(counts, dtype=np.int64)
-    if c.ndim != 1 or c.size == 0 or (c < 0).any() or int(c.sum()) != height * width:
-        raise ValueError(f"the RLE counts do not add up to {height} x {width} pixels")
-    set_runs = np.flatnonzero(c[1::2]) * 2 + 1
-    if set_runs.size == 0:
-        return CropMask(0, 0, np.zeros((0, 0), dtype=bool))
-    ends = np.cumsum(c)
-    i0, i1 = int(set_runs[0]), int(set_runs[-1])
-    first, stop = int(ends[i0] - c[i0]), int(ends[i1])
-    x0, x1 = first // height, (stop - 1) // height
-    base = x0 * height
-    strip = np.zeros((x1 - x0 + 1) * height, dtype=bool)
-    strip[first - base : stop - base] = np.repeat(np.arange(i0, i1 + 1) % 2 == 1, c[i0 : i1 + 1])
-    columns = strip.reshape(x1 - x0 + 1, height).T
-    rows = np.flatnonzero(columns.any(axis=1))
-    return CropMask(x0, int(rows[0]), columns[rows[0] : rows[-1] + 1].copy())
-
-
 def _mask_from_segmentation(seg: object, height: int, width: int) -> CropMask:
     """Decode one annotation's segmentation; ValueError says what is wrong with it."""
     if isinstance(seg, dict):
@@ -298,11 +248,11 @@ def _mask_from_segmentation(seg: object, height: int, width: int) -> CropMask:
         if isinstance(counts, list):
             if not all(isinstance(v, int) for v in counts):
                 raise ValueError("its RLE counts are not all whole numbers")
-            return _crop_from_counts(counts, height, width)
+            return CropMask.from_counts(counts, height, width)
         if isinstance(counts, str):
             if not counts.isascii():
                 raise ValueError("its RLE string holds characters outside COCO's alphabet")
-            return _crop_from_counts(_counts_from_string(counts.encode("ascii")), height, width)
+            return CropMask.from_counts(decode_rle_string(counts.encode("ascii")), height, width)
         raise ValueError("its RLE has no counts")
     if isinstance(seg, list):
         polys = []
@@ -316,7 +266,7 @@ def _mask_from_segmentation(seg: object, height: int, width: int) -> CropMask:
         if not polys:
             return CropMask(0, 0, np.zeros((0, 0), dtype=bool))
         rle = mask_util.merge(mask_util.frPyObjects(polys, height, width))
-        return _crop_from_counts(_counts_from_string(rle["counts"]), height, width)
+        return CropMask.from_counts(decode_rle_string(rle["counts"]), height, width)
     raise ValueError("its segmentation is neither RLE nor a list of polygons")
 
 

@@ -7,6 +7,7 @@ a column strip, so no full-frame array is made on the way out either.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,18 +153,37 @@ class CropMask:
         """Mask from a COCO RLE, compressed (str/bytes counts) or not (list counts)."""
         height, width = (int(v) for v in rle["size"])  # type: ignore[attr-defined]
         counts = rle["counts"]
-        if isinstance(counts, list):
-            compressed = mask_util.frPyObjects(
-                {"size": [height, width], "counts": counts}, height, width
-            )
-        else:
-            raw = counts.encode("ascii") if isinstance(counts, str) else counts
-            compressed = {"size": [height, width], "counts": raw}
-        x, y, w, h = (int(v) for v in mask_util.toBbox(compressed))
-        if w == 0 or h == 0:
+        if isinstance(counts, str):
+            counts = counts.encode("ascii")
+        if isinstance(counts, bytes):
+            counts = decode_rle_string(counts)
+        return cls.from_counts(counts, height, width)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_counts(cls, counts: Sequence[int] | np.ndarray, height: int, width: int) -> CropMask:
+        """The mask of uncompressed COCO RLE counts, built over its own columns only.
+
+        Counts that do not add up to height x width raise ValueError (pycocotools would
+        decode them into uninitialised pixels).
+        """
+        c = np.asarray(counts, dtype=np.int64)
+        if c.ndim != 1 or c.size == 0 or (c < 0).any() or int(c.sum()) != height * width:
+            raise ValueError(f"the RLE counts do not add up to {height} x {width} pixels")
+        set_runs = np.flatnonzero(c[1::2]) * 2 + 1
+        if set_runs.size == 0:
             return cls(0, 0, np.zeros((0, 0), dtype=bool))
-        full = mask_util.decode(compressed)
-        return cls(x, y, full[y : y + h, x : x + w].astype(bool))
+        ends = np.cumsum(c)
+        i0, i1 = int(set_runs[0]), int(set_runs[-1])
+        first, stop = int(ends[i0] - c[i0]), int(ends[i1])
+        x0, x1 = first // height, (stop - 1) // height
+        base = x0 * height
+        strip = np.zeros((x1 - x0 + 1) * height, dtype=bool)
+        strip[first - base : stop - base] = np.repeat(
+            np.arange(i0, i1 + 1) % 2 == 1, c[i0 : i1 + 1]
+        )
+        columns = strip.reshape(x1 - x0 + 1, height).T
+        rows = np.flatnonzero(columns.any(axis=1))
+        return cls(x0, int(rows[0]), columns[rows[0] : rows[-1] + 1].copy())
 
     # -- compact bytes of the crop alone, for storage -----------------------------------
 
@@ -178,3 +198,33 @@ class CropMask:
             return cls(x, y, np.zeros((height, width), dtype=bool))
         bits = mask_util.decode({"size": [height, width], "counts": counts})
         return cls(x, y, np.ascontiguousarray(bits, dtype=bool))
+
+
+def decode_rle_string(raw: bytes) -> np.ndarray:
+    """Decode COCO's compressed RLE string (the inverse of pycocotools' rleToString).
+
+    Each count is written in 5-bit groups, low first, as characters from 48; bit 0x20 says
+    another group follows, bit 0x10 of the last group is the sign. From the fourth count on,
+    the value stored is the difference to the count two places before.
+    """
+    chars = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
+    if ((chars < 0) | (chars > 63)).any():
+        raise ValueError("the RLE string holds a character outside COCO's alphabet")
+    if chars.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    last = (chars & 0x20) == 0
+    if not last[-1]:
+        raise ValueError("the RLE string ends in the middle of a number")
+    ends = np.flatnonzero(last)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    group = np.arange(chars.size) - np.repeat(starts, ends - starts + 1)
+    if group.max() > 11:  # beyond 60 bits: no real image has such a count
+        raise ValueError("the RLE string holds a number too large for any image")
+    values = np.add.reduceat((chars & 0x1F) << (5 * group), starts)
+    negative = (chars[ends] & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * (group[ends][negative] + 1))
+    counts = values.copy()
+    if counts.size > 3:
+        counts[1::2] = np.cumsum(values[1::2])
+        counts[2::2] = np.cumsum(values[2::2])
+    return counts

@@ -165,3 +165,12 @@ def test_iou_of_crops_matches_full_frame_iou() -> None:
     assert a.iou(a) == 1.0
     empty = CropMask(0, 0, np.zeros((0, 0), dtype=bool))
     assert empty.iou(empty) == 0.0
+
+
+def test_from_rle_refuses_counts_that_do_not_cover_the_image() -> None:
+    # pycocotools would decode these into uninitialised pixels; we say what is wrong
+    with pytest.raises(ValueError, match="do not add up to 3 x 4"):
+        CropMask.from_rle({"size": [3, 4], "counts": [5, 2]})
+    whole = CropMask.from_rle({"size": [3, 4], "counts": [5, 2, 5]})
+    # column-major: pixels 5 and 6 are (row 2, col 1) and (row 0, col 2)
+    assert whole == CropMask.from_full(np.array([[0, 0, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0]]))
