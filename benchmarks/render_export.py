@@ -87,7 +87,7 @@ def bench_render(repeat: int) -> None:
     img = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     instances = elliptical_instances(rng, 50, height, width, 0.05, 0.40)
     names = CategoryTable([Category(1, "person"), Category(2, "car"), Category(3, "dog")])
-    full_masks = [inst.mask.to_full(height, width) for inst in instances]
+    full_masks = [inst.mask.to_full(width, height) for inst in instances]
     covered = sum(inst.mask.area for inst in instances) / (height * width)
 
     ours = best_of(repeat, lambda: render_overlay(img, instances, names))

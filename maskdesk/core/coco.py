@@ -137,7 +137,7 @@ def _annotation(
 ) -> dict[str, Any]:
     segmentation: Any = _outline_polygons(mask) if polygons else None
     if segmentation is None:
-        segmentation = mask.to_rle(height, width)
+        segmentation = mask.to_rle(width, height)
     ann: dict[str, Any] = {
         "id": ann_id,
         "image_id": image_id,
@@ -182,7 +182,7 @@ def build_coco(
         for inst in image.instances:
             if not inst.exported(min_score):
                 continue
-            mask = inst.mask.clipped(height, width).tight()
+            mask = inst.mask.clipped(width, height).tight()
             if mask.is_empty():
                 continue
             if inst.category_id not in known:
@@ -248,11 +248,11 @@ def _mask_from_segmentation(seg: object, height: int, width: int) -> CropMask:
         if isinstance(counts, list):
             if not all(isinstance(v, int) for v in counts):
                 raise ValueError("its RLE counts are not all whole numbers")
-            return CropMask.from_counts(counts, height, width)
+            return CropMask.from_counts(counts, width, height)
         if isinstance(counts, str):
             if not counts.isascii():
                 raise ValueError("its RLE string holds characters outside COCO's alphabet")
-            return CropMask.from_counts(decode_rle_string(counts.encode("ascii")), height, width)
+            return CropMask.from_counts(decode_rle_string(counts.encode("ascii")), width, height)
         raise ValueError("its RLE has no counts")
     if isinstance(seg, list):
         polys = []
@@ -266,7 +266,7 @@ def _mask_from_segmentation(seg: object, height: int, width: int) -> CropMask:
         if not polys:
             return CropMask(0, 0, np.zeros((0, 0), dtype=bool))
         rle = mask_util.merge(mask_util.frPyObjects(polys, height, width))
-        return CropMask.from_counts(decode_rle_string(rle["counts"]), height, width)
+        return CropMask.from_counts(decode_rle_string(rle["counts"]), width, height)
     raise ValueError("its segmentation is neither RLE nor a list of polygons")
 
 

@@ -70,8 +70,8 @@ class CropMask:
         top, left = y - self.y, x - self.x
         return CropMask(x, y, self.bits[top : top + h, left : left + w].copy())
 
-    def clipped(self, height: int, width: int) -> CropMask:
-        """The part of the mask that lies inside a height x width image."""
+    def clipped(self, width: int, height: int) -> CropMask:
+        """The part of the mask that lies inside a width x height image."""
         h = max(0, min(self.height, height - self.y))
         w = max(0, min(self.width, width - self.x))
         if (h, w) == (self.height, self.width):
@@ -106,18 +106,18 @@ class CropMask:
         """Tight crop of a full-frame mask (any dtype; non-zero is set)."""
         return cls(0, 0, np.asarray(full) != 0).tight()
 
-    def to_full(self, height: int, width: int) -> np.ndarray:
+    def to_full(self, width: int, height: int) -> np.ndarray:
         """Full-frame bool mask; for tests and small images only."""
         full = np.zeros((height, width), dtype=bool)
-        m = self.clipped(height, width)
+        m = self.clipped(width, height)
         full[m.y : m.y + m.height, m.x : m.x + m.width] = m.bits
         return full
 
     # -- COCO run-length encoding of the full frame, computed from the crop ------------
 
-    def rle_counts(self, height: int, width: int) -> list[int]:
+    def rle_counts(self, width: int, height: int) -> list[int]:
         """Uncompressed COCO RLE counts (column-major, starting with a zero run)."""
-        m = self.clipped(height, width).tight()
+        m = self.clipped(width, height).tight()
         total = height * width
         if m.is_empty():
             return [total]
@@ -137,10 +137,10 @@ class CropMask:
             runs[-1] += tail
         return [int(r) for r in runs]
 
-    def to_rle(self, height: int, width: int) -> dict[str, object]:
+    def to_rle(self, width: int, height: int) -> dict[str, object]:
         """Compressed COCO RLE: {"size": [h, w], "counts": str}."""
         rle = mask_util.frPyObjects(
-            {"size": [height, width], "counts": self.rle_counts(height, width)}, height, width
+            {"size": [height, width], "counts": self.rle_counts(width, height)}, height, width
         )
         counts = rle["counts"]
         return {
@@ -157,10 +157,10 @@ class CropMask:
             counts = counts.encode("ascii")
         if isinstance(counts, bytes):
             counts = decode_rle_string(counts)
-        return cls.from_counts(counts, height, width)  # type: ignore[arg-type]
+        return cls.from_counts(counts, width, height)  # type: ignore[arg-type]
 
     @classmethod
-    def from_counts(cls, counts: Sequence[int] | np.ndarray, height: int, width: int) -> CropMask:
+    def from_counts(cls, counts: Sequence[int] | np.ndarray, width: int, height: int) -> CropMask:
         """The mask of uncompressed COCO RLE counts, built over its own columns only.
 
         Counts that do not add up to height x width raise ValueError (pycocotools would
@@ -193,7 +193,7 @@ class CropMask:
         return bytes(encoded["counts"])
 
     @classmethod
-    def from_crop_counts(cls, x: int, y: int, height: int, width: int, counts: bytes) -> CropMask:
+    def from_crop_counts(cls, x: int, y: int, width: int, height: int, counts: bytes) -> CropMask:
         if height == 0 or width == 0:
             return cls(x, y, np.zeros((height, width), dtype=bool))
         bits = mask_util.decode({"size": [height, width], "counts": counts})

@@ -92,7 +92,7 @@ def render_overlay(
     drawn: list[tuple[int, Instance, CropMask]] = []
     for index, inst in enumerate(instances):
         if inst.exported(min_score):
-            mask = inst.mask.clipped(height, width)
+            mask = inst.mask.clipped(width, height)
             if not mask.is_empty():
                 drawn.append((index, inst, mask))
     if drawn:

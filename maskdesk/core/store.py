@@ -120,7 +120,7 @@ def instance_from_row(row: tuple[Any, ...]) -> Instance:
     (iid, cat, score, x0, y0, x1, y1, mx, my, mw, mh, counts, _area, origin, review, vis) = row
     return Instance(
         category_id=cat,
-        mask=CropMask.from_crop_counts(mx, my, mh, mw, bytes(counts)),
+        mask=CropMask.from_crop_counts(mx, my, mw, mh, bytes(counts)),
         score=score,
         box=(x0, y0, x1, y1),
         origin=Origin(origin),

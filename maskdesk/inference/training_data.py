@@ -112,7 +112,7 @@ class CocoDataset(torch.utils.data.Dataset):
         pairs: list[tuple[int, np.ndarray]] = []
         for inst in entry.instances:
             mask = inst.mask if scale == 1.0 else _scaled_crop(inst.mask, scale, h, w)
-            full = mask.to_full(h, w)
+            full = mask.to_full(w, h)
             if full.any():
                 pairs.append((self.label_of[inst.category_id], full))
         return rgb, pairs

@@ -127,7 +127,7 @@ def test_export_follows_coco_rules(tmp_path: Path) -> None:
         seg = ann["segmentation"]
         assert seg["size"] == [h, w] and isinstance(seg["counts"], str)
         full = decoded(seg, h, w)
-        assert np.array_equal(full, inst.mask.to_full(h, w))
+        assert np.array_equal(full, inst.mask.to_full(w, h))
         ys, xs = np.nonzero(full)
         assert ann["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
         assert ann["area"] == int(full.sum())
@@ -155,7 +155,7 @@ def test_polygon_export_is_exact_and_keeps_rle_for_holes() -> None:
     assert len(anns[2]["segmentation"]) == 2  # two parts, two polygons
     for ann, inst in zip(anns, [i for i in sample_images()[0].instances[:4]], strict=False):
         full = decoded(ann["segmentation"], 90, 120)
-        assert np.array_equal(full, inst.mask.to_full(90, 120))
+        assert np.array_equal(full, inst.mask.to_full(120, 90))
     corners = sorted(
         sorted(zip(poly[::2], poly[1::2], strict=True)) for poly in anns[2]["segmentation"]
     )
@@ -182,7 +182,7 @@ def test_polygons_rasterise_back_to_the_same_pixels_for_random_shapes(tmp_path: 
     back = [inst for image in read.images for inst in image.instances]
     assert len(back) == len(exported)
     for a, b in zip(exported, back, strict=True):
-        assert a.mask.clipped(20, 50) == b.mask
+        assert a.mask.clipped(50, 20) == b.mask
 
 
 @pytest.mark.parametrize("polygons", [False, True])
@@ -297,7 +297,7 @@ def write_json(path: Path, data: object) -> Path:
 def test_import_reads_uncompressed_rle_and_polygons_and_counts_skips(tmp_path: Path) -> None:
     full = np.zeros((10, 12), dtype=bool)
     full[2:5, 3:7] = True
-    counts = CropMask.from_full(full).rle_counts(10, 12)
+    counts = CropMask.from_full(full).rle_counts(12, 10)
     data = {
         "images": [{"id": 7, "file_name": "x\\y.png", "width": 12, "height": 10}],
         "categories": [{"id": 1, "name": "cat"}],
@@ -345,8 +345,8 @@ def test_import_reads_uncompressed_rle_and_polygons_and_counts_skips(tmp_path: P
     image = read.images[0]
     assert image.file_name == "x/y.png"
     rle_inst, poly_inst, runs_inst = image.instances
-    assert np.array_equal(rle_inst.mask.to_full(10, 12), full)
-    assert np.array_equal(poly_inst.mask.to_full(10, 12), full)  # the 2-point polygon is dropped
+    assert np.array_equal(rle_inst.mask.to_full(12, 10), full)
+    assert np.array_equal(poly_inst.mask.to_full(12, 10), full)  # the 2-point polygon is dropped
     assert (poly_inst.origin, poly_inst.review, poly_inst.score) == (
         Origin.MODEL,
         Review.PENDING,
@@ -356,7 +356,7 @@ def test_import_reads_uncompressed_rle_and_polygons_and_counts_skips(tmp_path: P
     assert rle_inst.box == (3.0, 2.0, 7.0, 5.0)  # no bbox in the file: the mask's
     expected = np.zeros(120, dtype=bool)
     expected[21:24] = True
-    assert np.array_equal(runs_inst.mask.to_full(10, 12), expected.reshape(12, 10).T)
+    assert np.array_equal(runs_inst.mask.to_full(12, 10), expected.reshape(12, 10).T)
 
 
 def test_import_reads_strings_written_by_pycocotools_encode(tmp_path: Path) -> None:
@@ -382,7 +382,7 @@ def test_import_reads_strings_written_by_pycocotools_encode(tmp_path: Path) -> N
     }
     read = read_coco(write_json(tmp_path / "in.json", data))
     for inst, full in zip(read.images[0].instances, masks, strict=True):
-        assert np.array_equal(inst.mask.to_full(37, 51), full)
+        assert np.array_equal(inst.mask.to_full(51, 37), full)
 
 
 @pytest.mark.parametrize(

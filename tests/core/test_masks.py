@@ -28,10 +28,10 @@ def random_masks(seed: int, count: int):
 def test_rle_of_crops_is_byte_identical_to_pycocotools_on_the_full_frame() -> None:
     checked = 0
     for mask, height, width in random_masks(seed=0, count=300):
-        full = mask.to_full(height, width)
-        assert mask.to_rle(height, width) == full_rle(full)
+        full = mask.to_full(width, height)
+        assert mask.to_rle(width, height) == full_rle(full)
         expected = mask_util.frPyObjects(
-            {"size": [height, width], "counts": mask.rle_counts(height, width)}, height, width
+            {"size": [height, width], "counts": mask.rle_counts(width, height)}, height, width
         )
         assert expected["counts"].decode("ascii") == full_rle(full)["counts"]
         checked += int(full.any())
@@ -40,7 +40,7 @@ def test_rle_of_crops_is_byte_identical_to_pycocotools_on_the_full_frame() -> No
 
 def test_rle_counts_start_with_a_zero_run_and_cover_the_frame() -> None:
     mask = CropMask(0, 0, np.ones((2, 2), dtype=bool))
-    counts = mask.rle_counts(3, 4)
+    counts = mask.rle_counts(4, 3)
     # Column-major over 3 x 4: two set pixels, one clear, two set, then 7 clear.
     assert counts == [0, 2, 1, 2, 7]
     assert sum(counts) == 12
@@ -50,12 +50,12 @@ def test_rle_counts_start_with_a_zero_run_and_cover_the_frame() -> None:
 def test_from_rle_round_trip(compressed: bool) -> None:
     for mask, height, width in random_masks(seed=1, count=120):
         if compressed:
-            rle = mask.to_rle(height, width)
+            rle = mask.to_rle(width, height)
         else:
-            rle = {"size": [height, width], "counts": mask.rle_counts(height, width)}
+            rle = {"size": [height, width], "counts": mask.rle_counts(width, height)}
         back = CropMask.from_rle(rle)
-        assert np.array_equal(back.to_full(height, width), mask.to_full(height, width))
-        assert back == mask.clipped(height, width)
+        assert np.array_equal(back.to_full(width, height), mask.to_full(width, height))
+        assert back == mask.clipped(width, height)
 
 
 def test_from_rle_accepts_bytes_counts_and_gives_a_tight_crop() -> None:
@@ -83,15 +83,15 @@ def test_bbox_and_area_come_from_the_set_pixels_not_the_crop() -> None:
 
 def test_clipping_keeps_only_the_part_inside_the_image() -> None:
     mask = CropMask(8, 6, np.ones((5, 5), dtype=bool))
-    clipped = mask.clipped(height=9, width=10)
+    clipped = mask.clipped(width=10, height=9)
     assert (clipped.x, clipped.y, clipped.width, clipped.height) == (8, 6, 2, 3)
     assert clipped.area == 6
-    full = mask.to_full(9, 10)
+    full = mask.to_full(10, 9)
     assert full.sum() == 6 and full[6:9, 8:10].all()
-    assert mask.to_rle(9, 10) == full_rle(full)
+    assert mask.to_rle(10, 9) == full_rle(full)
     outside = CropMask(20, 20, np.ones((3, 3), dtype=bool))
-    assert outside.clipped(9, 10).is_empty()
-    assert outside.rle_counts(9, 10) == [90]
+    assert outside.clipped(10, 9).is_empty()
+    assert outside.rle_counts(10, 9) == [90]
 
 
 def test_empty_masks() -> None:
@@ -100,8 +100,8 @@ def test_empty_masks() -> None:
     assert empty.area == 0
     assert empty.bbox() == (0, 0, 0, 0)
     assert empty.tight().bits.shape == (0, 0)
-    assert empty.to_rle(6, 7) == full_rle(np.zeros((6, 7), dtype=bool))
-    back = CropMask.from_rle(empty.to_rle(6, 7))
+    assert empty.to_rle(7, 6) == full_rle(np.zeros((6, 7), dtype=bool))
+    back = CropMask.from_rle(empty.to_rle(7, 6))
     assert back.is_empty()
     assert back == CropMask(0, 0, np.zeros((0, 0), dtype=bool))
 
@@ -110,7 +110,7 @@ def test_crop_counts_round_trip_keeps_the_crop_exactly() -> None:
     for mask, _height, _width in random_masks(seed=2, count=100):
         counts = mask.crop_counts()
         assert isinstance(counts, bytes)
-        back = CropMask.from_crop_counts(mask.x, mask.y, mask.height, mask.width, counts)
+        back = CropMask.from_crop_counts(mask.x, mask.y, mask.width, mask.height, counts)
         assert (back.x, back.y) == (mask.x, mask.y)
         assert back.bits.dtype == np.bool_
         assert np.array_equal(back.bits, mask.bits)
@@ -141,7 +141,7 @@ def test_from_full_makes_a_tight_crop() -> None:
     mask = CropMask.from_full(full)
     assert (mask.x, mask.y, mask.width, mask.height) == (5, 10, 3, 10)
     assert mask.bits.all()
-    assert np.array_equal(mask.to_full(30, 40), full != 0)
+    assert np.array_equal(mask.to_full(40, 30), full != 0)
 
 
 def test_bits_are_bool_and_bad_shapes_or_origins_are_refused() -> None:

@@ -108,7 +108,7 @@ def test_reopening_keeps_everything(folder: Path) -> None:
         assert again_b[0].box == (4.5, 1.0, 12.25, 9.0) and not again_b[0].visible
         assert again_b[0].id == hidden.id
         for before, after in zip(saved_a, again_a, strict=True):
-            assert np.array_equal(before.mask.to_full(48, 64), after.mask.to_full(48, 64))
+            assert np.array_equal(before.mask.to_full(64, 48), after.mask.to_full(64, 48))
         failed = project.image(_record(project, "img2.png"))
         assert (failed.status, failed.reason) == (ImageStatus.FAILED, "model crashed")
         assert project.image(a).model == "coco-v1"

@@ -67,7 +67,7 @@ def test_crops_equal_torchvision_full_frame_paste(
     assert int(at_border.sum()) >= 5  # the border cases are exercised
     assert len(instances) == len(expected)
     for inst, full in zip(instances, expected, strict=True):
-        assert np.array_equal(inst.mask.to_full(HEIGHT, WIDTH), full)
+        assert np.array_equal(inst.mask.to_full(WIDTH, HEIGHT), full)
     assert [i.box for i in instances] == [tuple(b) for b in boxes.tolist()]
 
 
@@ -83,7 +83,7 @@ def test_same_output_as_the_unpatched_torchvision_model(
     assert [i.box for i in instances] == [tuple(b) for b in out["boxes"].tolist()]
     assert [i.score for i in instances] == out["scores"].tolist()
     for inst, expected in zip(instances, full, strict=True):
-        assert np.array_equal(inst.mask.to_full(HEIGHT, WIDTH), expected)
+        assert np.array_equal(inst.mask.to_full(WIDTH, HEIGHT), expected)
 
 
 def test_the_installed_model_leaves_other_callers_tensors_alone(
@@ -124,7 +124,7 @@ def test_crops_match_paste_for_boxes_beyond_the_border_and_tiny_boxes() -> None:
     crops = mask_crops(masks, boxes, height, width)
     assert any(e.any() for e in expected) and not all(e.all() for e in expected)
     for crop, full in zip(crops, expected, strict=True):
-        assert np.array_equal(crop.to_full(height, width), full)
+        assert np.array_equal(crop.to_full(width, height), full)
         assert crop.x + crop.width <= width and crop.y + crop.height <= height
 
 
