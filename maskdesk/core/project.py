@@ -18,6 +18,7 @@ from maskdesk.core.categories import Category, CategoryTable
 from maskdesk.core.errors import MaskdeskError, ProjectError
 from maskdesk.core.images import natural_key, read_size, scan_folder
 from maskdesk.core.instances import Instance, Origin, Review
+from maskdesk.core.matching import covering
 from maskdesk.core.store import (
     INSTANCE_COLUMNS,
     INSTANCE_PLACEHOLDERS,
@@ -28,10 +29,17 @@ from maskdesk.core.store import (
     locate_store,
 )
 
-__all__ = ["ImageRecord", "ImageStatus", "Project"]
+__all__ = ["Added", "ImageRecord", "ImageStatus", "Project"]
 
 _IMAGE_COLUMNS = "id, path, width, height, status, reason, model, missing"
-SAME_OBJECT_IOU = 0.5  # a new prediction this close to a decided instance is the same object
+
+
+@dataclass(frozen=True)
+class Added:
+    """Added instances (ids and image id set) and the pending predictions they superseded."""
+
+    instances: list[Instance]
+    superseded: list[Instance]
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,9 @@ class Project:
         self._closed = False
         self._categories = CategoryTable()
         self._data_version = -1
+        self._batch: sqlite3.Connection | None = None
         self._load_categories()
+        self._seen_version = self._data_version
 
     @classmethod
     def open(cls, folder: Path | str, *, data_dir: Path | None = None) -> Project:
@@ -180,14 +190,21 @@ class Project:
     def absolute_path(self, record: ImageRecord) -> Path:
         return self.folder.joinpath(*PurePosixPath(record.path).parts)
 
-    def set_status(self, image_id: int, status: ImageStatus, reason: str | None = None) -> None:
+    def set_status(
+        self, image_id: int, status: ImageStatus, reason: str | None = None
+    ) -> ImageRecord:
+        """Set an image's status (and the reason of a failure); returns the record before."""
         with self._edit() as conn:
-            cursor = conn.execute(
+            row = conn.execute(
+                f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?", (image_id,)
+            ).fetchone()
+            if row is None:
+                raise ValueError(f"no image with id {image_id} in {self.store_path}")
+            conn.execute(
                 "UPDATE images SET status = ?, reason = ? WHERE id = ?",
                 (ImageStatus(status).value, reason, image_id),
             )
-            if cursor.rowcount == 0:
-                raise ValueError(f"no image with id {image_id} in {self.store_path}")
+        return ImageRecord.from_row(row)
 
     # -- categories ------------------------------------------------------------------------
 
@@ -262,43 +279,48 @@ class Project:
     # -- instances -------------------------------------------------------------------------
 
     def instances(self, image_id: int) -> list[Instance]:
-        """The image's instances in the order they were added, ids set."""
+        """The image's instances in the order they were added, ids and image id set."""
         rows = self._store.query(
-            f"SELECT id, {INSTANCE_COLUMNS} FROM instances WHERE image_id = ? ORDER BY id",
+            f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances WHERE image_id = ? "
+            "ORDER BY id",
             (image_id,),
         )
         if not rows:
             self.image(image_id)  # an unknown id is a ValueError, not an empty image
         return [instance_from_row(row) for row in rows]
 
+    def instance(self, instance_id: int) -> Instance:
+        """The stored instance with this id; ValueError if there is none."""
+        rows = self._store.query(
+            f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances WHERE id = ?",
+            (instance_id,),
+        )
+        if not rows:
+            raise ValueError(f"no instance with id {instance_id} in {self.store_path}")
+        return instance_from_row(rows[0])
+
     def set_predictions(self, image_id: int, instances: Sequence[Instance], model: str) -> bool:
         """Replace the image's pending model instances with these; status becomes pre-labeled.
 
         Human instances and accepted or rejected ones stay, and a new prediction that covers
         one of them (same category, mask IoU >= 0.5) is dropped: a person's decision is not
-        proposed again. A reviewed image is left exactly as it is and False is returned:
-        reviewed work is never overwritten.
+        proposed again. The decided instances are read inside the edit's transaction, so one
+        accepted a moment before is seen. A reviewed image is left exactly as it is and False
+        is returned: reviewed work is never overwritten.
         """
-        decided = [
-            i
-            for i in self.instances(image_id)
-            if not (i.origin is Origin.MODEL and i.review is Review.PENDING)
-        ]
-        fresh = [
-            new
-            for new in instances
-            if not any(
-                d.category_id == new.category_id and d.mask.iou(new.mask) >= SAME_OBJECT_IOU
-                for d in decided
-            )
-        ]
-        rows = [(image_id, *instance_values(i)) for i in fresh]
-        with self._edit(fresh) as conn:
+        with self._edit(instances) as conn:
             found = conn.execute("SELECT status FROM images WHERE id = ?", (image_id,)).fetchone()
             if found is None:
                 raise ValueError(f"no image with id {image_id} in {self.store_path}")
             if found[0] == ImageStatus.REVIEWED.value:
                 return False
+            rows = conn.execute(
+                f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances WHERE image_id = ? "
+                "AND NOT (origin = ? AND review = ?)",
+                (image_id, Origin.MODEL.value, Review.PENDING.value),
+            ).fetchall()
+            decided = [instance_from_row(row) for row in rows]
+            fresh = [new for new in instances if not covering(new, decided)]
             conn.execute(
                 "DELETE FROM instances WHERE image_id = ? AND origin = ? AND review = ?",
                 (image_id, Origin.MODEL.value, Review.PENDING.value),
@@ -306,7 +328,7 @@ class Project:
             conn.executemany(
                 f"INSERT INTO instances(image_id, {INSTANCE_COLUMNS}) "
                 f"VALUES (?, {INSTANCE_PLACEHOLDERS})",
-                rows,
+                [(image_id, *instance_values(i)) for i in fresh],
             )
             conn.execute(
                 "UPDATE images SET status = ?, model = ?, reason = NULL WHERE id = ?",
@@ -315,44 +337,137 @@ class Project:
         return True
 
     def add_instance(self, image_id: int, instance: Instance) -> Instance:
-        """Store a new instance; returned with its id.
+        """Store a new instance; returned with its id and image id (see `add_instances`)."""
+        return self.add_instances(image_id, [instance]).instances[0]
+
+    def add_instances(self, image_id: int, instances: Sequence[Instance]) -> Added:
+        """Store new instances in one transaction; returned with their ids, together with the
+        predictions they superseded.
 
         An instance that carries an id keeps it (undoing a delete restores the same id); that
-        id must be free.
+        id must be free. A human instance supersedes the pending predictions it covers (same
+        category, mask IoU >= 0.5): they are deleted, and returned so an undo can put them
+        back with their ids.
         """
-        with self._edit([instance]) as conn:
-            cursor = conn.execute(
-                f"INSERT INTO instances(id, image_id, {INSTANCE_COLUMNS}) "
-                f"VALUES (?, ?, {INSTANCE_PLACEHOLDERS})",
-                (instance.id, image_id, *instance_values(instance)),
-            )
-            new_id = cursor.lastrowid
-        return instance.with_changes(id=new_id)
+        stored: list[Instance] = []
+        superseded: list[Instance] = []
+        with self._edit(instances) as conn:
+            pending: list[Instance] | None = None
+            for instance in instances:
+                if instance.origin is Origin.HUMAN:
+                    if pending is None:
+                        rows = conn.execute(
+                            f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances "
+                            "WHERE image_id = ? AND origin = ? AND review = ?",
+                            (image_id, Origin.MODEL.value, Review.PENDING.value),
+                        ).fetchall()
+                        pending = [instance_from_row(row) for row in rows]
+                    covered = covering(instance, pending)
+                    if covered:
+                        gone = {c.id for c in covered}
+                        pending = [p for p in pending if p.id not in gone]
+                        conn.executemany("DELETE FROM instances WHERE id = ?", [(i,) for i in gone])
+                        superseded += covered
+                cursor = conn.execute(
+                    f"INSERT INTO instances(id, image_id, {INSTANCE_COLUMNS}) "
+                    f"VALUES (?, ?, {INSTANCE_PLACEHOLDERS})",
+                    (instance.id, image_id, *instance_values(instance)),
+                )
+                stored.append(instance.with_changes(id=cursor.lastrowid, image_id=image_id))
+        return Added(stored, superseded)
 
-    def update_instance(self, instance: Instance) -> None:
-        """Write back every field of a stored instance (category, review, visible, mask...)."""
+    def update_instance(self, instance: Instance) -> Instance:
+        """Write back every field of a stored instance; returns the instance it replaced."""
         if instance.id is None:
             raise ValueError("the instance has no id; add it with add_instance first")
         assignments = ", ".join(f"{c.strip()} = ?" for c in INSTANCE_COLUMNS.split(","))
         with self._edit([instance]) as conn:
-            cursor = conn.execute(
+            old = conn.execute(
+                f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances WHERE id = ?",
+                (instance.id,),
+            ).fetchone()
+            if old is None:
+                raise ValueError(f"no instance with id {instance.id} in {self.store_path}")
+            conn.execute(
                 f"UPDATE instances SET {assignments} WHERE id = ?",
                 (*instance_values(instance), instance.id),
             )
-            if cursor.rowcount == 0:
-                raise ValueError(f"no instance with id {instance.id} in {self.store_path}")
+        return instance_from_row(old)
 
-    def delete_instance(self, instance_id: int) -> None:
+    def delete_instance(self, instance_id: int) -> Instance:
+        """Delete one instance; returns it, id and image id included, for an undo."""
+        return self.delete_instances([instance_id])[0]
+
+    def delete_instances(self, instance_ids: Sequence[int]) -> list[Instance]:
+        """Delete these instances in one transaction; returns them in the order given."""
         with self._edit() as conn:
-            cursor = conn.execute("DELETE FROM instances WHERE id = ?", (instance_id,))
-            if cursor.rowcount == 0:
-                raise ValueError(f"no instance with id {instance_id} in {self.store_path}")
+            gone = []
+            for instance_id in instance_ids:
+                row = conn.execute(
+                    f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances WHERE id = ?",
+                    (instance_id,),
+                ).fetchone()
+                if row is None:
+                    raise ValueError(f"no instance with id {instance_id} in {self.store_path}")
+                conn.execute("DELETE FROM instances WHERE id = ?", (instance_id,))
+                gone.append(instance_from_row(row))
+        return gone
+
+    def clear_predictions(
+        self, *, decided: bool = False, reviewed: bool = False
+    ) -> tuple[int, int]:
+        """Delete model instances: pending ones, or also accepted and rejected ones (`decided`),
+        on images not reviewed, or on reviewed ones too (`reviewed`). Human instances always
+        stay. Images left without model work become new again. Returns (instances, images).
+        """
+        where = "origin = ?" + ("" if decided else " AND review = ?")
+        params: list[object] = [Origin.MODEL.value] + ([] if decided else [Review.PENDING.value])
+        if not reviewed:
+            where += " AND image_id IN (SELECT id FROM images WHERE status != ?)"
+            params.append(ImageStatus.REVIEWED.value)
+        with self._edit() as conn:
+            images = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT DISTINCT image_id FROM instances WHERE {where}", params
+                )
+            ]
+            removed = conn.execute(f"DELETE FROM instances WHERE {where}", params).rowcount
+            conn.execute(
+                "UPDATE images SET status = ?, model = NULL WHERE status = ? AND NOT EXISTS "
+                "(SELECT 1 FROM instances WHERE image_id = images.id)",
+                (ImageStatus.NEW.value, ImageStatus.PRELABELED.value),
+            )
+        return removed, len(images)
+
+    # -- transactions, other connections, change notices -----------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many edits as one transaction (accept all, delete several, an import): all of them
+        are stored, or none. Edit methods called inside join it.
+        """
+        if self._batch is not None:
+            raise sqlite3.ProgrammingError("Project.batch() is already open on this project")
+        try:
+            with self._edit() as conn:
+                self._batch = conn
+                yield
+        except BaseException:
+            self._load_categories()  # categories added in the batch were rolled back
+            raise
+        finally:
+            self._batch = None
 
     @contextmanager
     def _edit(self, instances: Iterable[Instance] = ()) -> Iterator[sqlite3.Connection]:
-        """One transaction; a constraint the edit breaks becomes a ValueError saying which."""
+        """One transaction (or a part of the open batch); a constraint the edit breaks becomes
+        a ValueError saying which."""
         if self._closed:
-            raise ProjectError(f"The project {self.store_path} is closed.")
+            raise sqlite3.ProgrammingError(f"the project {self.store_path} is closed")
+        if self._batch is not None:
+            yield self._batch
+            return
         try:
             with self._store.transaction() as conn:
                 yield conn
@@ -368,12 +483,29 @@ class Project:
                 raise ValueError(f"no such image in {self.store_path}: {exc}") from exc
             raise ValueError(f"edit refused by the project store: {exc}") from exc
 
+    def connect_again(self) -> Project:
+        """A new connection to this project for another thread (a worker): no folder rescan.
+
+        Connections are never shared between threads; close it in the thread that uses it.
+        """
+        return Project(self.folder, Store(self.store_path), self.store_note)
+
+    def changed(self) -> bool:
+        """Whether another connection (a worker, `maskdesk predict` beside the window) has
+        committed since the last call; this connection's own edits do not count.
+        """
+        version = self._store.query("PRAGMA data_version")[0][0]
+        changed, self._seen_version = version != self._seen_version, version
+        return changed
+
     # -- summary and life cycle ------------------------------------------------------------
 
-    def counts(self) -> dict[str, Any]:
-        """Figures for `maskdesk info` over present images: images, status {value: n},
-        missing, instances (all), review {value: n}, categories {name: n} of the instances an
-        export at score 0 would write (in id order, names in use only), exportable (their sum).
+    def counts(self, min_score: float = 0.0) -> dict[str, Any]:
+        """Figures for `maskdesk info` over present images, agreeing with an export at
+        `min_score`: images, status {value: n}, missing, listed (images an export lists: all
+        whose size is known, failed ones too), instances (all stored), review {value: n},
+        categories {name: n} of the instances an export at `min_score` writes (id order,
+        names in use only), exported (their sum).
         """
         status = {s.value: 0 for s in ImageStatus}
         for value, n in self._store.query(
@@ -381,6 +513,9 @@ class Project:
         ):
             status[value] = n
         missing = self._store.query("SELECT count(*) FROM images WHERE missing = 1")[0][0]
+        listed = self._store.query(
+            "SELECT count(*) FROM images WHERE missing = 0 AND width > 0 AND height > 0"
+        )[0][0]
         present = "JOIN images ON images.id = instances.image_id WHERE images.missing = 0"
         review = {r.value: 0 for r in Review}
         for value, n in self._store.query(
@@ -388,22 +523,26 @@ class Project:
         ):
             review[value] = n
         table = self._table()
+        # The SQL twin of Instance.exported(), so info never decodes a mask.
         per_category = {
             table.name(cid): n
             for cid, n in self._store.query(
-                f"SELECT category_id, count(*) FROM instances {present} AND visible = 1 "
-                f"AND review != '{Review.REJECTED.value}' AND area > 0 "
-                "GROUP BY category_id ORDER BY category_id"
+                f"SELECT category_id, count(*) FROM instances {present} AND images.width > 0 "
+                f"AND visible = 1 AND review != '{Review.REJECTED.value}' AND area > 0 "
+                f"AND (review = '{Review.ACCEPTED.value}' OR score IS NULL OR score >= ?) "
+                "GROUP BY category_id ORDER BY category_id",
+                (min_score,),
             )
         }
         return {
             "images": sum(status.values()),
             "status": status,
             "missing": missing,
+            "listed": listed,
             "instances": sum(review.values()),
             "review": review,
             "categories": per_category,
-            "exportable": sum(per_category.values()),
+            "exported": sum(per_category.values()),
         }
 
     def close(self) -> None:

@@ -190,12 +190,14 @@ def test_instance_rows_round_trip_exactly() -> None:
             review=Review.REJECTED,
             visible=False,
         ),
+        Instance(2, CropMask(3, 4, bits), origin=Origin.HUMAN, crowd=True),
     ]
     for instance in instances:
         values = instance_values(instance)
-        back = instance_from_row((9, *values))
+        back = instance_from_row((9, 5, *values))
         assert back == instance
-        assert back.id == 9
+        assert back.crowd == instance.crowd
+        assert back.id == 9 and back.image_id == 5
         assert back.mask.x == instance.mask.x and back.mask.y == instance.mask.y
         assert np.array_equal(back.mask.bits, instance.mask.bits)
     assert instance_values(instances[0])[11] == int(bits.sum())  # area column
