@@ -27,7 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maskdesk.core.categories import Category, CategoryTable  # noqa: E402
-from maskdesk.core.coco import CocoImage, export_coco, read_coco  # noqa: E402
+from maskdesk.core.coco import CocoImage, export_coco  # noqa: E402
+from maskdesk.core.coco_read import read_coco  # noqa: E402
 from maskdesk.core.instances import Instance  # noqa: E402
 from maskdesk.core.masks import CropMask  # noqa: E402
 from maskdesk.core.render import render_overlay  # noqa: E402

@@ -1,13 +1,16 @@
-"""COCO JSON export and import.
+"""COCO JSON export, and the types COCO import shares (reading lives in coco_read.py).
 
 Export writes one annotation per exported instance (visible, not rejected, non-empty, score at
 or above the threshold unless a person accepted it): `bbox` [x, y, w, h] and `area` are those
-of the mask, not of the model's box; `iscrowd` is 0; `score` is written for predictions; ids
-count from 1; images without instances are still listed; `file_name` is relative to the
-image root. The segmentation is:
+of the mask, not of the model's box; `iscrowd` is 1 for crowd regions, 0 otherwise; `score` is
+written for predictions; a `maskdesk` field ({"origin": "model"|"human", "review":
+"pending"|"accepted"}) carries what a person decided, so importing the file restores it (other
+readers ignore unknown fields); ids count from 1; images without instances are still listed;
+`file_name` is relative to the image root. The segmentation is:
 
 - by default, compressed RLE (`counts` a string, column-major, `size` [height, width] of the
   upright image);
+- crowd regions always as uncompressed RLE (`counts` a list), as COCO's own datasets do;
 - with `polygons=True`, polygons tracing the outline of the mask's pixels (vertices on pixel
   corners), one polygon per connected part (8-connected), so an instance in several parts gets
   all of them.
@@ -17,21 +20,11 @@ image root. The segmentation is:
 
 Both forms are therefore exact: export -> import -> export gives the same file, apart from
 `info.date_created`.
-
-Import accepts compressed RLE, uncompressed RLE and polygons, and builds each mask over its
-own columns only (no full-frame array). It skips crowd annotations, empty masks, annotations
-without a segmentation and those of unknown categories, counting them in `CocoFile.skipped`
-under "crowd", "empty mask", "no segmentation" and "unknown category". Annotations with a
-`score` become model predictions awaiting review; those without one are human labels,
-imported as accepted. A file that cannot be understood raises CocoError naming the file and
-the first offending image or annotation.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
@@ -48,8 +41,8 @@ import maskdesk
 from maskdesk.core.categories import Category
 from maskdesk.core.errors import CocoError
 from maskdesk.core.fileio import atomic_write_bytes
-from maskdesk.core.instances import Instance, Origin, Review
-from maskdesk.core.masks import CropMask, decode_rle_string
+from maskdesk.core.instances import Instance
+from maskdesk.core.masks import CropMask
 
 
 @dataclass
@@ -60,15 +53,18 @@ class CocoImage:
     width: int  # upright width
     height: int  # upright height
     instances: list[Instance] = field(default_factory=list)
+    raw: list[Any] = field(default_factory=list, compare=False, repr=False)  # not yet decoded
 
 
 @dataclass
 class CocoFile:
-    """What `read_coco` understood, and how many annotations it skipped for which reason."""
+    """What a COCO reader understood: images, categories, annotations skipped by reason, and
+    what it mended or ignored (notes) by kind."""
 
     images: list[CocoImage]
     categories: list[Category]
     skipped: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -135,7 +131,11 @@ def _annotation(
     width: int,
     polygons: bool,
 ) -> dict[str, Any]:
-    segmentation: Any = _outline_polygons(mask) if polygons else None
+    segmentation: Any = None
+    if inst.crowd:
+        segmentation = {"size": [height, width], "counts": mask.rle_counts(width, height)}
+    elif polygons:
+        segmentation = _outline_polygons(mask)
     if segmentation is None:
         segmentation = mask.to_rle(width, height)
     ann: dict[str, Any] = {
@@ -145,10 +145,11 @@ def _annotation(
         "segmentation": segmentation,
         "area": mask.area,
         "bbox": list(mask.bbox()),
-        "iscrowd": 0,
+        "iscrowd": int(inst.crowd),
     }
     if inst.score is not None:
         ann["score"] = inst.score
+    ann["maskdesk"] = {"origin": inst.origin.value, "review": inst.review.value}
     return ann
 
 
@@ -231,173 +232,3 @@ def export_coco(
     data = build_coco(images, categories, polygons=polygons, min_score=min_score)
     write_coco(data, path)
     return data
-
-
-# -- import ---------------------------------------------------------------------------------
-
-
-def _mask_from_segmentation(seg: object, height: int, width: int) -> CropMask:
-    """Decode one annotation's segmentation; ValueError says what is wrong with it."""
-    if isinstance(seg, dict):
-        size = seg.get("size")
-        if not isinstance(size, list) or [int(v) for v in size] != [height, width]:
-            raise ValueError(
-                f"its RLE size {size} is not the image's [height, width] [{height}, {width}]"
-            )
-        counts = seg.get("counts")
-        if isinstance(counts, list):
-            if not all(isinstance(v, int) for v in counts):
-                raise ValueError("its RLE counts are not all whole numbers")
-            return CropMask.from_counts(counts, width, height)
-        if isinstance(counts, str):
-            if not counts.isascii():
-                raise ValueError("its RLE string holds characters outside COCO's alphabet")
-            return CropMask.from_counts(decode_rle_string(counts.encode("ascii")), width, height)
-        raise ValueError("its RLE has no counts")
-    if isinstance(seg, list):
-        polys = []
-        for poly in seg:
-            if not isinstance(poly, list) or not all(
-                isinstance(v, int | float) and math.isfinite(v) for v in poly
-            ):
-                raise ValueError("its polygons are not lists of finite numbers")
-            if len(poly) >= 6 and len(poly) % 2 == 0:  # fewer than 3 points enclose nothing
-                polys.append([float(v) for v in poly])
-        if not polys:
-            return CropMask(0, 0, np.zeros((0, 0), dtype=bool))
-        rle = mask_util.merge(mask_util.frPyObjects(polys, height, width))
-        return CropMask.from_counts(decode_rle_string(rle["counts"]), width, height)
-    raise ValueError("its segmentation is neither RLE nor a list of polygons")
-
-
-def _fail(path: Path, what: str) -> CocoError:
-    return CocoError(f"Cannot import {path}: {what}. Fix the file or export it again.")
-
-
-def _load_json(path: Path) -> dict:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CocoError(f"COCO file {path} does not exist; check the path.") from None
-    except OSError as exc:
-        raise CocoError(f"Cannot read COCO file {path}: {exc.strerror or exc}.") from exc
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CocoError(f"{path} is not valid JSON ({exc}); choose a COCO .json file.") from exc
-    if not isinstance(data, dict):
-        raise _fail(path, "it is not a COCO dataset (a JSON object with images and annotations)")
-    missing = [key for key in ("images", "annotations") if not isinstance(data.get(key), list)]
-    if missing:
-        raise _fail(path, f"it has no {' or '.join(repr(k) for k in missing)} list")
-    return data
-
-
-def _read_images(path: Path, entries: list) -> dict[Any, CocoImage]:
-    images: dict[Any, CocoImage] = {}
-    for index, entry in enumerate(entries):
-        try:
-            image_id = entry["id"]
-            width, height = int(entry["width"]), int(entry["height"])
-            name = entry["file_name"]
-        except (TypeError, KeyError, ValueError):
-            raise _fail(
-                path, f"image #{index + 1} needs an id, a file_name, a width and a height"
-            ) from None
-        if not isinstance(image_id, int | str):
-            raise _fail(path, f"image #{index + 1} has an id that is not a number or string")
-        if width < 1 or height < 1:
-            raise _fail(path, f"image {image_id} has no pixels ({width} x {height})")
-        if image_id in images:
-            raise _fail(path, f"image id {image_id} appears twice")
-        if not isinstance(name, str):
-            raise _fail(path, f"image {image_id} has a file_name that is not a string")
-        # A name that leaves the folder is kept as written: the importer refuses and
-        # reports such names one by one instead of rejecting the whole file.
-        with contextlib.suppress(CocoError):
-            name = safe_relative(name)
-        images[image_id] = CocoImage(name, width, height)
-    return images
-
-
-def _read_categories(path: Path, entries: object) -> list[Category]:
-    categories: list[Category] = []
-    for entry in entries if isinstance(entries, list) else []:
-        try:
-            categories.append(
-                Category(int(entry["id"]), str(entry["name"]), str(entry.get("supercategory", "")))
-            )
-        except (TypeError, KeyError, ValueError) as exc:
-            raise _fail(path, f"category {entry!r} is not valid ({exc})") from None
-    return categories
-
-
-def _read_box(value: object) -> tuple[float, float, float, float] | None:
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 4
-        or not all(isinstance(v, int | float) and math.isfinite(v) for v in value)
-        or value[2] < 0
-        or value[3] < 0
-    ):
-        raise ValueError(f"its bbox {value!r} is not [x, y, width, height]")
-    x, y, w, h = (float(v) for v in value)
-    return (x, y, x + w, y + h)
-
-
-def read_coco(path: Path | str) -> CocoFile:
-    """Read a COCO dataset or prediction file; raise CocoError naming the first problem."""
-    path = Path(path)
-    data = _load_json(path)
-    images = _read_images(path, data["images"])
-    categories = _read_categories(path, data.get("categories"))
-    known = {c.id for c in categories}
-    skipped: dict[str, int] = {}
-
-    def skip(reason: str) -> None:
-        skipped[reason] = skipped.get(reason, 0) + 1
-
-    for index, ann in enumerate(data["annotations"]):
-        ann_id = ann.get("id", f"#{index + 1}") if isinstance(ann, dict) else f"#{index + 1}"
-        if not isinstance(ann, dict):
-            raise _fail(path, f"annotation {ann_id} is not a JSON object")
-        image_id = ann.get("image_id")
-        image = images.get(image_id) if isinstance(image_id, int | str) else None
-        if image is None:
-            raise _fail(
-                path,
-                f"annotation {ann_id} refers to image id {ann.get('image_id')!r}, "
-                "which is not in the images list",
-            )
-        if ann.get("iscrowd"):
-            skip("crowd")
-            continue
-        if ann.get("segmentation") is None:
-            skip("no segmentation")
-            continue
-        category_id = ann.get("category_id")
-        if not isinstance(category_id, int) or category_id not in known:
-            skip("unknown category")
-            continue
-        try:
-            mask = _mask_from_segmentation(ann["segmentation"], image.height, image.width)
-            if mask.is_empty():
-                skip("empty mask")
-                continue
-            score = ann.get("score")
-            if score is not None and not (isinstance(score, int | float) and 0 <= score <= 1):
-                raise ValueError(f"its score {score!r} is not a number between 0 and 1")
-            inst = Instance(
-                category_id=category_id,
-                mask=mask,
-                score=score,
-                box=_read_box(ann.get("bbox")),
-                origin=Origin.HUMAN if score is None else Origin.MODEL,
-                review=Review.ACCEPTED if score is None else Review.PENDING,
-            )
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise _fail(path, f"annotation {ann_id}: {exc}") from None
-        image.instances.append(inst)
-    return CocoFile(list(images.values()), categories, skipped)

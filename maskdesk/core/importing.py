@@ -1,21 +1,30 @@
 """Bring a COCO file's annotations onto a folder's images, and say what did not fit.
 
-Images are matched by `file_name`: first as a path relative to the folder, then by
-dropping leading folders (an export rooted one level up), then by a unique base name.
-Names that escape the folder are refused. Importing the same file twice adds nothing
-the second time: an instance equal to one already there (same category, same mask) is
-skipped, so an import never duplicates and never deletes.
+Images are matched by `file_name`: first exactly, as a path relative to the folder; then by
+dropping leading folders (an export rooted one level up); then by base name, but only when
+that base name is unique both in the file and in the folder, so `train/a.png` never lands on
+`val/a.png`. An image can be claimed by one of those fallbacks only if nothing else claims
+it. Names that escape the folder are refused. Sizes are compared with the files on disk
+before any mask is decoded.
+
+The import is one transaction: all of it is stored, or none of it. Importing the same file
+twice adds nothing the second time (an instance with the same category and mask is there
+already), and a person's instance supersedes the pending prediction it covers, so ground
+truth imported onto a pre-labeled folder does not double every object.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from maskdesk.core.categories import plan_merge
-from maskdesk.core.coco import CocoFile, safe_relative
+from maskdesk.core.coco import CocoFile, CocoImage, safe_relative
+from maskdesk.core.coco_read import decode_instances
 from maskdesk.core.errors import CocoError
+from maskdesk.core.matching import ExactIndex
 
 if TYPE_CHECKING:
     from maskdesk.core.project import ImageRecord, Project
@@ -28,10 +37,18 @@ class ImportReport:
     images_matched: int = 0
     instances_added: int = 0
     duplicates: int = 0
+    superseded: int = 0
     unmatched: list[str] = field(default_factory=list)
+    ambiguous: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     wrong_size: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def not_imported(self) -> int:
+        """Images of the file whose annotations found no place."""
+        return len(self.unmatched) + len(self.ambiguous) + len(self.refused) + len(self.wrong_size)
 
     def summary(self, coco_path: Path, folder: Path) -> str:
         lines = [
@@ -40,77 +57,118 @@ class ImportReport:
         ]
         if self.duplicates:
             lines.append(f"  {self.duplicates} already present, not added again")
+        if self.superseded:
+            lines.append(
+                f"  {self.superseded} pending predictions replaced by the file's labels "
+                "of the same objects"
+            )
         for reason, count in sorted(self.skipped.items()):
             lines.append(f"  {count} skipped: {reason}")
-        if self.unmatched:
-            lines.append(f"  {len(self.unmatched)} images not found in {folder}:")
-            lines += [f"    {name}" for name in self.unmatched[:20]]
-            if len(self.unmatched) > 20:
-                lines.append(f"    ... and {len(self.unmatched) - 20} more")
-        if self.refused:
-            lines.append("  refused (names that leave the folder): " + ", ".join(self.refused))
-        if self.wrong_size:
-            lines.append("  not imported, size differs from the image on disk:")
-            lines += [f"    {entry}" for entry in self.wrong_size]
+        for note, count in sorted(self.notes.items()):
+            lines.append(f"  note: {note}" + (f" ({count})" if count > 1 else ""))
+        for title, names in (
+            (f"images not found in {folder}", self.unmatched),
+            (
+                "images whose name fits more than one image here, or one another entry has; "
+                "not imported (give their paths relative to the folder)",
+                self.ambiguous,
+            ),
+            ("refused (names that leave the folder)", self.refused),
+            ("not imported, size differs from the image on disk", self.wrong_size),
+        ):
+            if names:
+                lines.append(f"  {len(names)} {title}:")
+                lines += [f"    {name}" for name in names[:20]]
+                if len(names) > 20:
+                    lines.append(f"    ... and {len(names) - 20} more")
         return "\n".join(lines)
 
 
-class _Matcher:
-    """Finds the project image a COCO file_name means."""
-
-    def __init__(self, records: list[ImageRecord]) -> None:
-        self.by_path = {r.path: r for r in records}
-        by_name: dict[str, list[ImageRecord]] = {}
-        for record in records:
-            by_name.setdefault(PurePosixPath(record.path).name, []).append(record)
-        self.by_name = by_name
-
-    def find(self, rel: str) -> ImageRecord | None:
-        parts = PurePosixPath(rel).parts
-        for start in range(len(parts)):
-            record = self.by_path.get("/".join(parts[start:]))
-            if record is not None:
-                return record
-        same_name = self.by_name.get(parts[-1], []) if parts else []
-        return same_name[0] if len(same_name) == 1 else None
-
-
-def import_coco(project: Project, coco: CocoFile) -> ImportReport:
-    """Add the file's instances to the matching images of `project`."""
-    from maskdesk.core.project import ImageStatus
-
-    report = ImportReport(skipped=dict(coco.skipped))
-    mapping, added = plan_merge(project.categories, coco.categories)
-    if added:
-        project.ensure_categories(added)
-    matcher = _Matcher(project.images())
-    for image in coco.images:
+def _match(
+    records: list[ImageRecord], images: list[CocoImage], report: ImportReport
+) -> list[tuple[CocoImage, ImageRecord]]:
+    """Each file image with the project image it means; the rest go to the report."""
+    by_path = {r.path: r for r in records}
+    folder_names = Counter(PurePosixPath(r.path).name for r in records)
+    by_name = {PurePosixPath(r.path).name: r for r in records}
+    rels: dict[int, str] = {}
+    for index, image in enumerate(images):
         try:
-            rel = safe_relative(image.file_name)
+            rels[index] = safe_relative(image.file_name)
         except CocoError:
             report.refused.append(image.file_name)
+    file_names = Counter(PurePosixPath(rel).name for rel in rels.values())
+
+    exact: dict[int, ImageRecord] = {}
+    fallback: dict[int, ImageRecord] = {}
+    for index, rel in rels.items():
+        if rel in by_path:
+            exact[index] = by_path[rel]
             continue
-        record = matcher.find(rel)
-        if record is None:
-            report.unmatched.append(image.file_name)
-            continue
-        if (record.width, record.height) != (image.width, image.height):
-            report.wrong_size.append(
-                f"{image.file_name}: file says {image.width}x{image.height}, "
-                f"{record.path} is {record.width}x{record.height}"
-            )
-            continue
-        report.images_matched += 1
-        present = project.instances(record.id)
-        new_here = 0
-        for instance in image.instances:
-            moved = instance.with_changes(category_id=mapping[instance.category_id], id=None)
-            if any(p.category_id == moved.category_id and p.mask == moved.mask for p in present):
-                report.duplicates += 1
+        parts = PurePosixPath(rel).parts
+        record = next(
+            (by_path[p] for s in range(1, len(parts)) if (p := "/".join(parts[s:])) in by_path),
+            None,
+        )
+        base = parts[-1]
+        if record is None and folder_names[base] == 1 and file_names[base] == 1:
+            record = by_name[base]
+        if record is not None:
+            fallback[index] = record
+        else:
+            report.unmatched.append(images[index].file_name)
+    claimed = Counter(r.id for r in fallback.values())
+    taken = {r.id for r in exact.values()}
+    for index, record in list(fallback.items()):
+        if record.id in taken or claimed[record.id] > 1:
+            report.ambiguous.append(images[index].file_name)
+            del fallback[index]
+    matched = {**exact, **fallback}
+    return [(images[i], matched[i]) for i in sorted(matched)]
+
+
+def import_coco(project: Project, coco: CocoFile, source: Path | str = "") -> ImportReport:
+    """Add the file's instances to the matching images of `project`, in one transaction.
+
+    `coco` comes from `parse_coco` (masks decoded here, image by image, after the size
+    check) or `read_coco` (already decoded). `source` names the file in error messages.
+    """
+    from maskdesk.core.project import ImageStatus
+
+    source = Path(source)
+    report = ImportReport()
+    pairs = _match(project.images(), coco.images, report)
+    with project.batch():
+        mapping, added = plan_merge(project.categories, coco.categories)
+        if added:
+            project.ensure_categories(added)
+        for image, record in pairs:
+            if (record.width, record.height) != (image.width, image.height):
+                report.wrong_size.append(
+                    f"{image.file_name}: file says {image.width}x{image.height}, "
+                    f"{record.path} is {record.width}x{record.height}"
+                )
                 continue
-            present.append(project.add_instance(record.id, moved))
-            new_here += 1
-        report.instances_added += new_here
-        if new_here and record.status is ImageStatus.NEW:
-            project.set_status(record.id, ImageStatus.PRELABELED)
+            report.images_matched += 1
+            incoming = decode_instances(source, image, coco) if image.raw else image.instances
+            present = ExactIndex(project.instances(record.id))
+            new = []
+            for instance in incoming:
+                moved = instance.with_changes(
+                    category_id=mapping[instance.category_id], id=None, image_id=None
+                )
+                if present.contains(moved):
+                    report.duplicates += 1
+                    continue
+                present.add(moved)
+                new.append(moved)
+            if not new:
+                continue
+            result = project.add_instances(record.id, new)
+            report.instances_added += len(new)
+            report.superseded += len(result.superseded)
+            if record.status is ImageStatus.NEW:
+                project.set_status(record.id, ImageStatus.PRELABELED)
+    report.skipped = dict(coco.skipped)
+    report.notes = dict(coco.notes)
     return report

@@ -18,7 +18,7 @@ from maskdesk.core.categories import Category, CategoryTable
 from maskdesk.core.errors import MaskdeskError, ProjectError
 from maskdesk.core.images import natural_key, read_size, scan_folder
 from maskdesk.core.instances import Instance, Origin, Review
-from maskdesk.core.matching import covering
+from maskdesk.core.matching import Candidates
 from maskdesk.core.store import (
     INSTANCE_COLUMNS,
     INSTANCE_PLACEHOLDERS,
@@ -319,8 +319,8 @@ class Project:
                 "AND NOT (origin = ? AND review = ?)",
                 (image_id, Origin.MODEL.value, Review.PENDING.value),
             ).fetchall()
-            decided = [instance_from_row(row) for row in rows]
-            fresh = [new for new in instances if not covering(new, decided)]
+            decided = Candidates(instance_from_row(row) for row in rows)
+            fresh = [new for new in instances if not decided.covering(new)]
             conn.execute(
                 "DELETE FROM instances WHERE image_id = ? AND origin = ? AND review = ?",
                 (image_id, Origin.MODEL.value, Review.PENDING.value),
@@ -352,7 +352,7 @@ class Project:
         stored: list[Instance] = []
         superseded: list[Instance] = []
         with self._edit(instances) as conn:
-            pending: list[Instance] | None = None
+            pending: Candidates | None = None
             for instance in instances:
                 if instance.origin is Origin.HUMAN:
                     if pending is None:
@@ -361,13 +361,12 @@ class Project:
                             "WHERE image_id = ? AND origin = ? AND review = ?",
                             (image_id, Origin.MODEL.value, Review.PENDING.value),
                         ).fetchall()
-                        pending = [instance_from_row(row) for row in rows]
-                    covered = covering(instance, pending)
-                    if covered:
-                        gone = {c.id for c in covered}
-                        pending = [p for p in pending if p.id not in gone]
-                        conn.executemany("DELETE FROM instances WHERE id = ?", [(i,) for i in gone])
-                        superseded += covered
+                        pending = Candidates(instance_from_row(row) for row in rows)
+                    covered = pending.covering(instance, remove=True)
+                    conn.executemany(
+                        "DELETE FROM instances WHERE id = ?", [(c.id,) for c in covered]
+                    )
+                    superseded += covered
                 cursor = conn.execute(
                     f"INSERT INTO instances(id, image_id, {INSTANCE_COLUMNS}) "
                     f"VALUES (?, ?, {INSTANCE_PLACEHOLDERS})",
@@ -421,7 +420,9 @@ class Project:
         stay. Images left without model work become new again. Returns (instances, images).
         """
         where = "origin = ?" + ("" if decided else " AND review = ?")
-        params: list[object] = [Origin.MODEL.value] + ([] if decided else [Review.PENDING.value])
+        params: list[object] = [Origin.MODEL.value]
+        if not decided:
+            params.append(Review.PENDING.value)
         if not reviewed:
             where += " AND image_id IN (SELECT id FROM images WHERE status != ?)"
             params.append(ImageStatus.REVIEWED.value)

@@ -13,7 +13,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from maskdesk.core.errors import MaskdeskError, ModelError
 from maskdesk.core.images import load_rgb
 from maskdesk.core.instances import Instance, Origin, Review
 from maskdesk.core.masks import CropMask
+from maskdesk.core.prelabel import ImageResult
 from maskdesk.inference.models import LoadedModel
 
 MASK_THRESHOLD = 0.5  # what torchvision users apply to paste_masks_in_image's output
@@ -45,14 +45,19 @@ def pick_device(choice: str = "auto") -> torch.device:
     if choice == "cuda" or choice.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise ModelError(
-                f"--device {choice} was asked for, but PyTorch finds no usable CUDA GPU here "
+                f"The device {choice} was asked for, but PyTorch finds no usable CUDA GPU here "
                 f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); "
-                "use --device cpu or --device auto."
+                "use the CPU or let maskdesk choose",
+                setting="device",
+                value="auto",
             )
         device = torch.device(choice)
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ModelError(
-                f"--device {choice}: there are only {torch.cuda.device_count()} CUDA devices."
+                f"The device {choice} does not exist: there are only "
+                f"{torch.cuda.device_count()} CUDA devices.",
+                setting="device",
+                value="cuda",
             )
         return device
     raise ModelError(f"Unknown device {choice!r}; use auto, cpu or cuda.")
@@ -196,7 +201,9 @@ class Predictor:
                 height, width = rgb.shape[:2]
                 raise ModelError(
                     f"Not enough memory on {self.device} for a {width}x{height} image; "
-                    "try --device cpu or a smaller image."
+                    "try the CPU or a smaller image.",
+                    setting="device",
+                    value="cpu",
                 ) from exc
 
     def predict(self, rgb: np.ndarray) -> list[Instance]:
@@ -229,20 +236,13 @@ class Predictor:
         return instances
 
 
-@dataclass
-class FileResult:
-    """One image's outcome: instances, or the error that stopped it."""
-
-    path: Path
-    instances: list[Instance] | None
-    error: MaskdeskError | None
-    seconds: float
-    pixels: np.ndarray | None = None  # the decoded upright image, for callers that draw it
-
-    @property
-    def size(self) -> tuple[int, int] | None:
-        """(width, height) of the upright image, when it was decoded."""
-        return None if self.pixels is None else (self.pixels.shape[1], self.pixels.shape[0])
+def _failure(exc: Exception) -> Exception:
+    """Any error on one image is that image's failure, in words a person can act on."""
+    if isinstance(exc, MaskdeskError):
+        return exc
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return ModelError(f"not enough memory for this image ({type(exc).__name__}: {exc})")
+    return ModelError(f"the model failed on this image ({type(exc).__name__}: {exc})")
 
 
 def predict_files(
@@ -251,8 +251,9 @@ def predict_files(
     *,
     decode: Callable[[Path], np.ndarray] = load_rgb,
     cancel: Callable[[], bool] | None = None,
-) -> Iterator[FileResult]:
-    """A FileResult per image, in order; a file that fails carries its error.
+) -> Iterator[ImageResult]:
+    """An ImageResult per image, in order; a file that fails carries its error, whatever
+    went wrong (a damaged file, the model running out of memory), and the rest go on.
 
     The next image is decoded on a background thread while the model runs on this one, so
     each image is decoded once and at most two are held. `cancel()` is checked between
@@ -274,12 +275,12 @@ def predict_files(
             try:
                 pixels = current.result()
                 instances = predictor.predict(pixels)
-            except MaskdeskError as exc:
-                yield FileResult(path, None, exc, time.perf_counter() - started)
+            except Exception as exc:
+                yield ImageResult(path, None, _failure(exc), time.perf_counter() - started)
                 continue
             finally:
                 del current
-            yield FileResult(path, instances, None, time.perf_counter() - started, pixels)
+            yield ImageResult(path, instances, None, time.perf_counter() - started, pixels)
             del pixels  # not kept while the next image is predicted
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

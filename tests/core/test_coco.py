@@ -17,14 +17,8 @@ from pycocotools.cocoeval import COCOeval
 
 import maskdesk
 from maskdesk.core.categories import Category
-from maskdesk.core.coco import (
-    CocoImage,
-    build_coco,
-    export_coco,
-    read_coco,
-    safe_relative,
-    write_coco,
-)
+from maskdesk.core.coco import CocoImage, build_coco, export_coco, safe_relative, write_coco
+from maskdesk.core.coco_read import read_coco
 from maskdesk.core.errors import CocoError
 from maskdesk.core.instances import Instance, Origin, Review
 from maskdesk.core.masks import CropMask
@@ -213,9 +207,14 @@ def test_imported_instances_carry_origin_review_and_box(tmp_path: Path) -> None:
     assert [i.origin for i in first] == [Origin.MODEL, Origin.MODEL, Origin.HUMAN] + [
         Origin.MODEL
     ] * 2
-    assert [i.review for i in first] == [Review.PENDING, Review.PENDING, Review.ACCEPTED] + [
-        Review.PENDING
-    ] * 2
+    # The last one was accepted by a person at score 0.1: the file says so, import restores it.
+    assert [i.review for i in first] == [
+        Review.PENDING,
+        Review.PENDING,
+        Review.ACCEPTED,
+        Review.PENDING,
+        Review.ACCEPTED,
+    ]
     assert first[0].score == 0.91 and first[2].score is None
     assert first[0].box == (10.0, 12.0, 40.0, 32.0)  # from the file's bbox
     assert first[0].mask == sample_images()[0].instances[0].mask
@@ -264,15 +263,95 @@ def _evaluate_against_itself(path: Path, data: dict, evaluator: str) -> dict[str
     return stats
 
 
-@pytest.mark.parametrize("evaluator", ["pycocotools", "faster-coco-eval"])
 @pytest.mark.parametrize("polygons", [False, True])
-def test_export_scores_ap_one_against_itself(
-    tmp_path: Path, polygons: bool, evaluator: str
-) -> None:
-    path = tmp_path / "gt.json"
-    data = export_coco(path, sample_images(), CATEGORIES, polygons=polygons, min_score=0.3)
-    stats = _evaluate_against_itself(path, data, evaluator)
-    assert stats == {"segm": 1.0, "bbox": 1.0}
+def test_export_scores_known_ap_in_two_coco_evaluators(tmp_path: Path, polygons: bool) -> None:
+    """Ground truth and predictions with chosen IoUs, exported by maskdesk and scored by
+    pycocotools and faster-coco-eval: both must give the AP worked out by hand below."""
+
+    def rect(x: int, y: int, w: int, h: int) -> CropMask:
+        return CropMask(x, y, np.ones((h, w), dtype=bool))
+
+    def truth(category_id: int, mask: CropMask, review: Review = Review.ACCEPTED) -> Instance:
+        return Instance(category_id, mask, origin=Origin.HUMAN, review=review)
+
+    # Strips 25 x 4 = 100 pixels, so that a prediction inside one, w x 4, has IoU w / 25.
+    # IoUs stay clear of the thresholds 0.50:0.05:0.95, where float rounding would decide.
+    truths = [
+        [truth(1, rect(5, 5, 20, 10)), truth(1, rect(50, 40, 25, 4))],  # cat A, cat C
+        [truth(1, rect(10, 10, 25, 4)), truth(2, rect(10, 40, 25, 4))],  # cat B, dog D
+        [truth(2, rect(30, 30, 15, 12)), truth(1, rect(60, 5, 9, 9), review=Review.REJECTED)],
+        [],
+    ]
+    guesses = [
+        [
+            Instance(1, rect(5, 5, 20, 10), score=0.9),  # cat A, IoU 1
+            Instance(1, rect(50, 40, 10, 4), score=0.8),  # inside cat C, IoU 0.4: false positive
+            Instance(1, rect(80, 60, 10, 10), score=0.99, review=Review.REJECTED),  # not exported
+            Instance(1, rect(80, 5, 10, 10), score=0.98, visible=False),  # not exported
+        ],
+        [
+            Instance(1, rect(10, 10, 21, 4), score=0.7),  # cat B, IoU 0.84
+            Instance(2, rect(12, 40, 16, 4), score=0.95),  # dog D, IoU 0.64
+        ],
+        [Instance(2, rect(30, 30, 15, 12), score=0.6)],  # dog E, IoU 1
+        [],
+    ]
+    names = ["a.jpg", "sub/b.jpg", "c.png", "empty.jpg"]
+    gt_path = tmp_path / "gt.json"
+    gt = export_coco(
+        gt_path,
+        [CocoImage(n, 100, 80, list(i)) for n, i in zip(names, truths, strict=True)],
+        CATEGORIES,
+        polygons=polygons,
+    )
+    predicted = build_coco(
+        [CocoImage(n, 100, 80, list(i)) for n, i in zip(names, guesses, strict=True)],
+        CATEGORIES,
+    )
+    assert [i["file_name"] for i in gt["images"]] == [i["file_name"] for i in predicted["images"]]
+    assert len(gt["annotations"]) == 5 and len(predicted["annotations"]) == 5
+
+    # Worked by hand (101 recall points, 10 IoU thresholds t, categories averaged):
+    # cat, 3 truths, detections by score: A (TP), the 0.4 overlap (FP), B (TP at t <= 0.84);
+    #   t <= 0.80 (7 thresholds): precision 1 up to recall 1/3 (34 points), 2/3 up to 2/3
+    #   (33 points): AP = (34 + 22) / 101; t >= 0.85 (3): only A, AP = 34 / 101.
+    # dog, 2 truths: D (0.95, TP at t <= 0.64), then E (0.6, TP):
+    #   t <= 0.60 (3): AP = 1; t >= 0.65 (7): precision 1/2 up to recall 1/2 (51 points),
+    #   AP = 25.5 / 101.
+    cat = (7 * 56 + 3 * 34) / 1010
+    dog = (3 * 101 + 7 * 25.5) / 1010
+    expected = {
+        "AP": (cat + dog) / 2,  # 0.48292
+        "AP50": (56 / 101 + 1) / 2,  # 0.77723
+        "AP75": (56 / 101 + 25.5 / 101) / 2,  # 0.40347
+        "AP small": (cat + dog) / 2,  # every object is under 32 x 32 pixels
+        "AP medium": -1.0,
+        "AR100": ((7 * 2 / 3 + 3 * 1 / 3) / 10 + (3 * 1 + 7 * 0.5) / 10) / 2,  # 0.60833
+    }
+    assert expected["AP"] == pytest.approx(0.482921, abs=1e-6)
+    where = {"AP": 0, "AP50": 1, "AP75": 2, "AP small": 3, "AP medium": 4, "AR100": 8}
+
+    from faster_coco_eval import COCO as FastCOCO
+    from faster_coco_eval import COCOeval_faster
+
+    scored: dict[str, dict[str, float]] = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for evaluator, reader, evaluation in [
+            ("pycocotools", COCO, COCOeval),
+            ("faster-coco-eval", FastCOCO, COCOeval_faster),
+        ]:
+            truth_set = reader(str(gt_path))
+            # Results are the prediction file's annotations; loadRes rewrites them, so copy.
+            results = truth_set.loadRes(json.loads(json.dumps(predicted["annotations"])))
+            for iou_type in ("segm", "bbox"):  # rectangles: box IoUs equal mask IoUs
+                ev = evaluation(truth_set, results, iou_type)
+                ev.evaluate()
+                ev.accumulate()
+                ev.summarize()
+                stats = {name: float(ev.stats[i]) for name, i in where.items()}
+                scored[f"{evaluator} {iou_type}"] = stats
+    for name, stats in scored.items():
+        assert stats == pytest.approx(expected, abs=1e-9), name
 
 
 def test_nan_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
@@ -337,14 +416,15 @@ def test_import_reads_uncompressed_rle_and_polygons_and_counts_skips(tmp_path: P
     }
     read = read_coco(write_json(tmp_path / "in.json", data))
     assert read.skipped == {
-        "crowd": 1,
         "empty mask": 1,
         "unknown category": 1,
         "no segmentation": 1,
     }
     image = read.images[0]
     assert image.file_name == "x/y.png"
-    rle_inst, poly_inst, runs_inst = image.instances
+    rle_inst, poly_inst, crowd_inst, runs_inst = image.instances
+    assert crowd_inst.crowd and not rle_inst.crowd  # crowd regions are kept as such
+    assert crowd_inst.mask == rle_inst.mask
     assert np.array_equal(rle_inst.mask.to_full(12, 10), full)
     assert np.array_equal(poly_inst.mask.to_full(12, 10), full)  # the 2-point polygon is dropped
     assert (poly_inst.origin, poly_inst.review, poly_inst.score) == (
