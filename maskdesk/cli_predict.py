@@ -163,7 +163,11 @@ class _Run:
 
     def execute(self, stopper: _Stopper) -> None:
         name = self.predictor.model_name
-        todo = {f: plan(p, name, redo=self.args.redo) for f, p in self.projects.items()}
+        skips = {f: PrelabelReport() for f in self.projects}
+        todo = {
+            f: plan(p, name, redo=self.args.redo, report=skips[f])
+            for f, p in self.projects.items()
+        }
         for folder, records in todo.items():
             self.unreached |= {(folder, r.id) for r in records}
         total = sum(len(r) for r in todo.values()) + len(self.loose)
@@ -178,7 +182,7 @@ class _Run:
                     bar.advance(record.path)
                     self._render(result)
 
-                self.reports[folder] = prelabel(
+                report = self.reports[folder] = prelabel(
                     project,
                     name,
                     self.predictor.categories,
@@ -188,6 +192,8 @@ class _Run:
                     cancel=stopper,
                     on_result=stored,
                 )
+                report.skipped_done = skips[folder].skipped_done
+                report.skipped_reviewed = skips[folder].skipped_reviewed
             for result in self._run_model(self.loose, stopper):
                 self.loose_results[result.path] = result
                 bar.advance(result.path.name)

@@ -190,18 +190,28 @@ def parse_coco(path: Path | str) -> CocoFile:
 # -- decoding one image's masks -----------------------------------------------------------
 
 
-def _clip_polygon(xy: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The part of a polygon inside [-1, width + 1] x [-1, height + 1] (Sutherland-Hodgman).
+def _frame(width: int, height: int) -> tuple[float, float, float, float]:
+    """Vertices inside this frame are rasterised as they are, exactly as pycocotools would;
+    a polygon reaching beyond it is clipped to it first."""
+    margin = float(max(width, height, 64))
+    return (-margin, -margin, width + margin, height + margin)
 
-    The frame lies outside the image, so its own edges add no pixel: inside the image the
-    clipped polygon covers what the original does.
+
+def _clip_polygon(xy: np.ndarray, frame: tuple[float, float, float, float]) -> np.ndarray:
+    """The part of a polygon inside `frame` (x0, y0, x1, y1), by Sutherland-Hodgman.
+
+    The frame lies well outside the image, so the clipped polygon covers the image's pixels
+    as the original does; pycocotools' own rounding near the image border can still differ
+    by a pixel there, a price worth paying for a polygon that would otherwise take gigabytes
+    or crash it.
     """
+    x0, y0, x1, y1 = frame
     points = [(float(x), float(y)) for x, y in xy]
     for axis, limit, keep_below in (
-        (0, -1.0, False),
-        (0, width + 1.0, True),
-        (1, -1.0, False),
-        (1, height + 1.0, True),
+        (0, x0, False),
+        (0, x1, True),
+        (1, y0, False),
+        (1, y1, True),
     ):
         if not points:
             break
@@ -244,9 +254,15 @@ def _polygons_mask(seg: list, width: int, height: int, notes: dict[str, int]) ->
         if len(poly) < 6:  # fewer than 3 points enclose nothing
             continue
         xy = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
-        if (xy < -1).any() or (xy[:, 0] > width + 1).any() or (xy[:, 1] > height + 1).any():
+        fx0, fy0, fx1, fy1 = frame = _frame(width, height)
+        if (
+            (xy[:, 0] < fx0).any()
+            or (xy[:, 1] < fy0).any()
+            or (xy[:, 0] > fx1).any()
+            or (xy[:, 1] > fy1).any()
+        ):
             _count(notes, CLIPPED_POLYGON)
-            xy = _clip_polygon(xy, width, height)
+            xy = _clip_polygon(xy, frame)
             if len(xy) < 3:
                 continue
         polys.append(xy.ravel().tolist())
