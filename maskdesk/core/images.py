@@ -23,8 +23,10 @@ import io
 import os
 import re
 import stat
+import string
 import struct
 import threading
+import unicodedata
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -50,6 +52,8 @@ _FORMAT_NAMES = "JPEG, PNG, BMP, TIFF or WebP"
 _ORIENTATION_TAG = 0x0112
 # Exceptions Pillow raises for damaged data; a decoder facing arbitrary files sees them all.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+# Pillow's bomb messages read "Image size (N pixels) exceeds limit of ...".
+_PILLOW_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 # Our limit is the authority. Pillow's own bomb check must never refuse an image we accept,
 # so its limit is raised to ours when needed (never lowered); its warning only fires for
@@ -109,20 +113,67 @@ def load_rgb(path: Path | str, *, max_pixels: int | None = None) -> np.ndarray:
             ) from exc
 
 
-_DIGIT_RUNS = re.compile(r"([0-9]+)")
+_DIGIT_RUNS = re.compile(r"(\d+)")
+# ASCII spaces and punctuation move below every digit and letter, keeping their own order, so
+# that "a b" < "a-1" < "a_1" < "a1" < "ab" as in file browsers ("_" and "~" would otherwise
+# sort among or after letters).
+_PUNCTUATION_FIRST = str.maketrans({c: chr(i) for i, c in enumerate(" " + string.punctuation)})
+
+# One path component's sort key: (name, suffix, 0 for a folder or 1 for a file, zeros, raw).
+_Part = tuple[object, ...]
 
 
-def natural_key(text: str) -> tuple[tuple[str | int, ...], str]:
-    """Sort key: digit runs compare as numbers ("img2" < "img10"), letters case-insensitively."""
-    # re.split with a group alternates text, digits, text...: even slots are always str and odd
-    # slots always int, so two keys never compare a str with an int.
-    chunks = _DIGIT_RUNS.split(text)
-    parts = tuple(int(c) if i % 2 else c.casefold() for i, c in enumerate(chunks))
-    return parts, text  # the text itself breaks ties ("a.jpg" / "A.jpg") for a total order
+def natural_key(path: str) -> tuple[_Part, ...]:
+    """Sort key of a relative POSIX path: the natural order in which the image list shows paths.
+
+    - Paths compare folder by folder, so a folder's images stay together; at each level
+      folders and files interleave by name, as the list reads ("a/x.png" < "b.png" <
+      "c/y.png"), and a folder comes before a file of the same name ("a/x.png" < "a.png").
+    - Names compare case-insensitively and without accents ("Été" beside "ete", not after
+      "z"). Digit runs compare by value ("img2" < "img10") and sort where a digit would:
+      after spaces and ASCII punctuation, before letters ("a b" < "a-1" < "a1" < "ab").
+    - A file's stem decides before its suffix: "a.png" < "a-1.png" < "a1.png".
+    - Names equal so far: fewer leading zeros first ("img2" < "img02"), then code points
+      ("IMG1" < "img1"), so two distinct paths never tie.
+
+    `scan_folder` returns its paths in this order, and the project lists its images in it.
+    """
+    *folders, name = path.split("/")
+    stem, suffix = os.path.splitext(name)
+    primary, zeros = _name_key(stem)
+    file = (primary, _recurring_key(suffix)[0], 1, zeros, name)
+    return (*map(_folder_key, folders), file)
+
+
+def _name_key(name: str) -> tuple[tuple[str | int, ...], tuple[int, ...]]:
+    """The primary key of one name and the lengths of its digit runs (see natural_key)."""
+    if name.isascii():  # most names: no accents to strip
+        plain = name.lower()
+    else:
+        folded = unicodedata.normalize("NFKD", name.casefold())
+        plain = "".join(c for c in folded if not unicodedata.combining(c))
+    # re.split with a group alternates text, digits, text...: even slots hold text, odd slots
+    # numbers, so two keys never compare a str with an int. Text followed by a number gets a
+    # "0" appended (text holds no digits otherwise) so that the number sorts where a digit
+    # would: "a" + 1 -> "a0", after "a b" and "a-" but before "ab".
+    chunks: list[str | int] = list(_DIGIT_RUNS.split(plain.translate(_PUNCTUATION_FIRST)))
+    digits = cast("list[str]", chunks[1::2])
+    chunks[1::2] = map(int, digits)
+    chunks[0:-1:2] = [f"{text}0" for text in chunks[0:-1:2]]
+    return tuple(chunks), tuple(map(len, digits))
+
+
+# Folder names and suffixes recur in the path of every image they hold; stems rarely do.
+_recurring_key = functools.lru_cache(maxsize=4096)(_name_key)
+
+
+def _folder_key(name: str) -> _Part:
+    primary, zeros = _recurring_key(name)
+    return (primary, (), 0, zeros, name)  # no suffix: before files of the same name
 
 
 def scan_folder(folder: Path | str) -> list[str]:
-    """Supported images below `folder` as relative POSIX paths, in natural order by path parts.
+    """Supported images below `folder` as relative POSIX paths, sorted by `natural_key`.
 
     Hidden files and folders (names starting with ".", which includes `.maskdesk`) are skipped,
     and so are symbolic links to folders (they could loop) and subfolders that cannot be listed.
@@ -132,23 +183,24 @@ def scan_folder(folder: Path | str) -> list[str]:
         if not root.is_dir():
             what = "is not a folder" if root.exists() else "does not exist"
             raise ImageError(f"Image folder {root} {what}. Check the path.")
-        pending: list[tuple[Path, tuple[str, ...]]] = [(root, ())]
-        found: list[tuple[str, ...]] = []
+        pending: list[tuple[Path, str]] = [(root, "")]
+        found: list[str] = []
         while pending:
-            here, parts = pending.pop()
+            here, prefix = pending.pop()
             for entry, is_dir in _list(here, top=here == root):
                 if entry.name.startswith("."):
                     continue
                 if is_dir:
-                    pending.append((Path(entry.path), (*parts, entry.name)))
+                    pending.append((Path(entry.path), f"{prefix}{entry.name}/"))
                 elif os.path.splitext(entry.name)[1].lower() in SUPPORTED_SUFFIXES:
-                    found.append((*parts, entry.name))
+                    found.append(prefix + entry.name)
     except OSError as exc:
         raise ImageError(
             f"Cannot list image folder {root}: {exc.strerror or exc}. Check its permissions."
         ) from exc
-    found.sort(key=lambda names: tuple(natural_key(name) for name in names))
-    return ["/".join(names) for names in found]
+    # The one order of paths: the project sorts its records with the same key.
+    found.sort(key=natural_key)
+    return found
 
 
 def _list(folder: Path, *, top: bool) -> list[tuple[os.DirEntry[str], bool]]:
@@ -188,7 +240,9 @@ def _too_large(path: Path, width: int, height: int, limit: int) -> ImageError:
     return ImageError(
         f"Image {path} is {width} x {height} = {pixels:,} pixels, over the limit of "
         f"{limit:,} pixels that guards against decompression bombs. If you trust this file, "
-        f"raise the limit with --max-pixels {pixels}."
+        f"raise the pixel limit to at least {pixels:,}.",
+        setting="max_pixels",
+        value=str(pixels),
     )
 
 
@@ -217,10 +271,14 @@ def _open(path: Path, limit: int) -> Iterator[Image.Image]:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow refuses only above twice our limit (see _let_pillow_allow), or warns when
         # warnings are errors; either way the image is over our limit.
+        # Pillow names the size in its message ("Image size (N pixels) exceeds ..."); when
+        # it does, the error can suggest a limit that lets this file through.
+        found = _PILLOW_PIXELS.search(str(exc))
         raise ImageError(
             f"Image {path} is over the limit of {limit:,} pixels that guards against "
-            f"decompression bombs ({exc}). If you trust this file, raise the limit with "
-            "--max-pixels."
+            f"decompression bombs ({exc}). If you trust this file, raise the pixel limit.",
+            setting="max_pixels",
+            value=found.group(1) if found else None,
         ) from None
     except UnidentifiedImageError:
         raise ImageError(

@@ -221,48 +221,6 @@ def test_imported_instances_carry_origin_review_and_box(tmp_path: Path) -> None:
     assert read.images[1].instances == []
 
 
-def _evaluate_against_itself(path: Path, data: dict, evaluator: str) -> dict[str, float]:
-    """AP of the file's annotations, as scored results, against the file itself."""
-    by_id = {image["id"]: image for image in data["images"]}
-    results = []
-    for ann in data["annotations"]:
-        image = by_id[ann["image_id"]]
-        rle = mask_util.encode(
-            np.asfortranarray(decoded(ann["segmentation"], image["height"], image["width"]))
-        )
-        results.append(
-            {
-                "image_id": ann["image_id"],
-                "category_id": ann["category_id"],
-                "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()},
-                "bbox": ann["bbox"],
-                "score": ann.get("score", 1.0),
-            }
-        )
-    stats = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        if evaluator == "pycocotools":
-            gt = COCO(str(path))
-            for iou_type in ("segm", "bbox"):
-                ev = COCOeval(gt, gt.loadRes([dict(r) for r in results]), iou_type)
-                ev.evaluate()
-                ev.accumulate()
-                ev.summarize()
-                stats[iou_type] = float(ev.stats[0])
-        else:
-            from faster_coco_eval import COCO as FastCOCO
-            from faster_coco_eval import COCOeval_faster
-
-            gt = FastCOCO(str(path))
-            for iou_type in ("segm", "bbox"):
-                ev = COCOeval_faster(gt, gt.loadRes([dict(r) for r in results]), iou_type)
-                ev.evaluate()
-                ev.accumulate()
-                ev.summarize()
-                stats[iou_type] = float(ev.stats[0])
-    return stats
-
-
 @pytest.mark.parametrize("polygons", [False, True])
 def test_export_scores_known_ap_in_two_coco_evaluators(tmp_path: Path, polygons: bool) -> None:
     """Ground truth and predictions with chosen IoUs, exported by maskdesk and scored by

@@ -295,7 +295,11 @@ def test_decompression_bomb_is_refused_with_a_way_out(tmp_path: Path) -> None:
             reader(bomb)
         message = str(caught.value)
         assert str(bomb) in message and "15000 x 15000" in message
-        assert "180,000,000" in message and "--max-pixels 225000000" in message
+        assert (
+            "180,000,000" in message and "raise the pixel limit to at least 225,000,000" in message
+        )
+        assert "--" not in message  # core names the setting; the CLI adds its own flag
+        assert (caught.value.setting, caught.value.value) == ("max_pixels", "225000000")
 
 
 def test_bomb_in_a_fresh_process_prints_nothing_but_our_message(tmp_path: Path) -> None:
@@ -307,7 +311,7 @@ def test_bomb_in_a_fresh_process_prints_nothing_but_our_message(tmp_path: Path) 
         "try:\n"
         "    load_rgb(sys.argv[1])\n"
         "except ImageError as e:\n"
-        "    print(e)\n"
+        "    print(e, e.setting, e.value, sep='|')\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(bomb)],
@@ -318,7 +322,9 @@ def test_bomb_in_a_fresh_process_prints_nothing_but_our_message(tmp_path: Path) 
     )
     assert done.returncode == 0
     assert done.stderr == ""  # no DecompressionBombWarning, no traceback
-    assert "--max-pixels 225000000" in done.stdout
+    message, setting, value = done.stdout.rstrip("\n").split("|")
+    assert "15000 x 15000 = 225,000,000 pixels, over the limit of 180,000,000" in message
+    assert (setting, value) == ("max_pixels", "225000000")
 
 
 def test_limit_is_checked_before_any_pixel_is_decoded(tmp_path: Path) -> None:
@@ -335,8 +341,9 @@ def test_limit_argument_and_module_default(tmp_path: Path, monkeypatch: pytest.M
     assert load_rgb(tmp_path / "small.png", max_pixels=35).shape == (5, 7, 3)
     # A CLI flag sets the module default after import; it is read at call time.
     monkeypatch.setattr(images, "DEFAULT_MAX_PIXELS", 20)
-    with pytest.raises(ImageError, match="--max-pixels 35"):
+    with pytest.raises(ImageError, match="over the limit of 20 pixels") as caught:
         read_size(tmp_path / "small.png")
+    assert (caught.value.setting, caught.value.value) == ("max_pixels", "35")
     assert read_size(tmp_path / "small.png", max_pixels=100) == ImageSize(7, 5, 1)
 
 
@@ -359,9 +366,12 @@ def test_pillow_bomb_error_and_warning_become_our_error(
     big_for_pillow = 6 if as_error else 10  # Pillow raises above 2x its limit, warns above 1x
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # as under `python -W error`: the warning is raised
-        with pytest.raises(ImageError, match="--max-pixels") as caught:
+        with pytest.raises(ImageError, match="raise the pixel limit") as caught:
             load_rgb(tmp_path / "small.png", max_pixels=big_for_pillow)
     assert str(tmp_path / "small.png") in str(caught.value)
+    assert "--" not in str(caught.value)
+    # The 15 pixels Pillow counted are the limit that lets this file through.
+    assert (caught.value.setting, caught.value.value) == ("max_pixels", "15")
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -416,18 +426,72 @@ def test_non_ascii_paths_work(tmp_path: Path) -> None:
 # --- folder scan ----------------------------------------------------------------------------
 
 
-def test_natural_key_orders_numbers_by_value_and_ignores_case() -> None:
-    names = ["img10.jpg", "img2.jpg", "IMG1.jpg", "img1.jpg", "2b.jpg", "b.jpg", "img02.jpg"]
-    assert sorted(names, key=natural_key) == [
-        "2b.jpg",
+def test_natural_key_orders_paths_as_a_person_reads_them() -> None:
+    expected = [
+        "2b.jpg",  # digits before letters
+        "a/sub/c.jpg",  # a folder's images stay together, its subfolders by name among them
+        "a/z.jpg",
+        "a.jpg",  # a folder before a file of the same name; then the stem decides first:
+        "a b.jpg",  # spaces and punctuation before digits, digits before letters
+        "a-1.jpg",
+        "a_1.jpg",
+        "a1.jpg",
+        "ab.jpg",
+        "B/y.jpg",  # folders and files interleave by name; "B" and "b" tie, upper case first
+        "b/x.jpg",
         "b.jpg",
-        "IMG1.jpg",
+        "ete.jpg",  # accents ignored, then code points break the tie
+        "e\u0301te.jpg",  # "été" decomposed, as macOS writes names
+        "\u00e9te.jpg",  # "été" composed
+        "f.jpg",
+        "IMG1.jpg",  # case ignored, then upper case first
         "img1.jpg",
-        "img02.jpg",
+        "img1.png",  # the suffix decides after the stem
         "img2.jpg",
+        "img02.jpg",  # equal numbers: fewer leading zeros first
         "img10.jpg",
+        "x1y2.jpg",
+        "x1y10.jpg",
+        "写真2.jpg",
+        "写真10.jpg",
     ]
+    for shuffled in (sorted(expected), sorted(expected, reverse=True), expected[::3] + expected):
+        assert sorted(dict.fromkeys(shuffled), key=natural_key) == expected
+    assert len({natural_key(p) for p in expected}) == len(expected)  # a total order: no ties
     assert natural_key("a") < natural_key("a1") < natural_key("ab")
+
+
+def test_scan_lists_tricky_names_in_the_one_natural_order(tmp_path: Path) -> None:
+    # Names that a plain string sort, a per-folder sort of whole names and a natural sort of
+    # whole paths each order differently; none collide on a case-insensitive file system.
+    expected = [
+        "_draft.png",
+        "a/x.png",
+        "A.png",
+        "a b/x.png",
+        "a-1.png",
+        "a1/x.png",
+        "a2.png",
+        "a10.png",
+        "b/sub/y.png",
+        "b/x.png",
+        "b.png",
+        "ete.png",
+        "Été.png",
+        "img2.png",
+        "img02.png",
+        "img10.png",
+        "ünï/b.png",
+        "写真2.png",
+        "写真10.png",
+    ]
+    for rel in reversed(expected):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    found = scan_folder(tmp_path)
+    assert found == expected
+    assert found == sorted(sorted(expected, reverse=True), key=natural_key)
+    assert found != sorted(expected)  # the order is not simply that of the strings
 
 
 def test_scan_recurses_in_natural_order_and_skips_what_is_not_a_photo(tmp_path: Path) -> None:

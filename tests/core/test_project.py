@@ -56,19 +56,36 @@ def _record(project: Project, path: str) -> int:
     return record.id
 
 
-def test_opening_lists_every_image_with_its_size(folder: Path) -> None:
+def test_opening_lists_every_image_with_its_size(tmp_path: Path) -> None:
+    # Names on which a per-folder order and a whole-path string order disagree: the project
+    # lists them in the one natural order (numbers by value, case ignored, folders kept
+    # together and placed among the files by name).
+    sizes = {
+        "a/x.png": (21, 11),
+        "A.png": (25, 15),
+        "a b/x.png": (22, 12),
+        "a-1.png": (26, 16),
+        "a1/x.png": (23, 13),
+        "a2.png": (27, 17),
+        "a10.png": (28, 18),
+        "b.png": (29, 19),
+        "img2.png": (40, 30),
+        "img02.png": (41, 31),
+        "img10.png": (64, 48),
+        "left/same.png": (20, 10),
+        "right/same.png": (30, 15),
+        "ünï/fötö.png": (24, 14),
+        "写真.png": (31, 21),
+    }
+    folder = tmp_path / "photos"
+    for seed, (rel, (width, height)) in enumerate(reversed(sizes.items())):
+        _photo(folder / rel, width, height, seed)
+    expected = list(sizes)
     with Project.open(folder) as project:
         records = project.images()
-        assert [r.path for r in records] == scan_folder(folder)
-        paths = [r.path for r in records]
-        assert paths.index("img2.png") < paths.index("img10.png")
-        sizes = {r.path: (r.width, r.height) for r in records}
-        assert sizes == {
-            "img10.png": (64, 48),
-            "img2.png": (40, 30),
-            "left/same.png": (20, 10),
-            "right/same.png": (30, 15),
-        }
+        assert [r.path for r in records] == expected
+        assert scan_folder(folder) == expected
+        assert {r.path: (r.width, r.height) for r in records} == sizes
         assert {r.status for r in records} == {ImageStatus.NEW}
         left, right = (
             project.image_by_path("left/same.png"),
@@ -77,6 +94,12 @@ def test_opening_lists_every_image_with_its_size(folder: Path) -> None:
         assert left is not None and right is not None and left.id != right.id
         assert project.absolute_path(right) == folder.resolve() / "right" / "same.png"
         assert project.image(left.id) == left
+    # A file added later is stored last but listed in its place.
+    _photo(folder / "a3.png", 9, 9)
+    with Project.open(folder) as project:
+        paths = [r.path for r in project.images()]
+    assert paths == [*expected[:6], "a3.png", *expected[6:]]
+    assert paths[5:8] == ["a2.png", "a3.png", "a10.png"]
 
 
 def test_reopening_keeps_everything(folder: Path) -> None:
@@ -320,7 +343,7 @@ def test_counts(folder: Path) -> None:
     assert counts["instances"] == 6
     assert counts["review"] == {"pending": 5, "accepted": 0, "rejected": 1}
     assert counts["categories"] == {"person": 3, "car": 1}
-    assert counts["exportable"] == 4
+    assert counts["exported"] == 4
 
 
 def test_two_openers_see_each_others_edits(folder: Path) -> None:

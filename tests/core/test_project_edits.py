@@ -107,9 +107,12 @@ def test_misuse_of_a_connection_is_a_programming_error_not_damage(project: Proje
     a = _id(project, "a.png")
     with pytest.raises(sqlite3.ProgrammingError), project.batch(), project.batch():
         pass
-    with pytest.raises(sqlite3.ProgrammingError), project._store.transaction():
-        with project._store.transaction():
-            pass
+    with (
+        pytest.raises(sqlite3.ProgrammingError),
+        project._store.transaction(),
+        project._store.transaction(),
+    ):
+        pass
     errors: list[BaseException] = []
 
     def use_from_another_thread() -> None:

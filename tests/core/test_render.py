@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import pytest
 
@@ -87,16 +93,133 @@ def test_hidden_rejected_and_low_score_instances_are_not_drawn() -> None:
     assert not changed(out, img)[20:40, 15:35].any()  # where the hidden one lies
 
 
-def test_colours_differ_between_instances_and_later_ones_lie_on_top() -> None:
-    colours = [instance_color(i) for i in range(20)]
-    assert len(set(colours)) == 20
-    assert all(
-        sum(abs(p - q) for p, q in zip(a, b, strict=True)) > 40
-        for a, b in itertools.combinations(colours, 2)
-    )
-    assert all(max(c) - min(c) > 150 for c in colours)  # saturated, not greys
-    assert instance_color(3) == instance_color(3)
+def lab(rgb: tuple[int, int, int]) -> np.ndarray:
+    """CIE L*a*b* (D65) of an sRGB colour, by OpenCV."""
+    pixel = np.array([[rgb]], dtype=np.float32) / 255
+    return cv2.cvtColor(pixel, cv2.COLOR_RGB2Lab)[0, 0].astype(np.float64)
 
+
+def delta_e2000(lab1: Sequence[float] | np.ndarray, lab2: Sequence[float] | np.ndarray) -> float:
+    """CIEDE2000 colour difference (Sharma, Wu and Dalal, 2005)."""
+    (l1, a1, b1), (l2, a2, b2) = lab1, lab2
+    c_mean = (math.hypot(a1, b1) + math.hypot(a2, b2)) / 2
+    g = 0.5 * (1 - math.sqrt(c_mean**7 / (c_mean**7 + 25**7)))
+    a1, a2 = (1 + g) * a1, (1 + g) * a2
+    c1, c2 = math.hypot(a1, b1), math.hypot(a2, b2)
+    h1 = math.degrees(math.atan2(b1, a1)) % 360 if c1 else 0.0
+    h2 = math.degrees(math.atan2(b2, a2)) % 360 if c2 else 0.0
+    dh = 0.0 if c1 * c2 == 0 else (h2 - h1 + 180) % 360 - 180
+    d_hue = 2 * math.sqrt(c1 * c2) * math.sin(math.radians(dh / 2))
+    l_mean, c_mean = (l1 + l2) / 2, (c1 + c2) / 2
+    if c1 * c2 == 0:
+        h_mean = h1 + h2
+    elif abs(h1 - h2) <= 180:
+        h_mean = (h1 + h2) / 2
+    else:
+        h_mean = (h1 + h2 + 360) / 2 if h1 + h2 < 360 else (h1 + h2 - 360) / 2
+    t = (
+        1
+        - 0.17 * math.cos(math.radians(h_mean - 30))
+        + 0.24 * math.cos(math.radians(2 * h_mean))
+        + 0.32 * math.cos(math.radians(3 * h_mean + 6))
+        - 0.20 * math.cos(math.radians(4 * h_mean - 63))
+    )
+    s_l = 1 + 0.015 * (l_mean - 50) ** 2 / math.sqrt(20 + (l_mean - 50) ** 2)
+    s_c, s_h = 1 + 0.045 * c_mean, 1 + 0.015 * c_mean * t
+    r_c = 2 * math.sqrt(c_mean**7 / (c_mean**7 + 25**7))
+    r_t = -math.sin(math.radians(60 * math.exp(-(((h_mean - 275) / 25) ** 2)))) * r_c
+    dl, dc, dhh = (l2 - l1) / s_l, (c2 - c1) / s_c, d_hue / s_h
+    return math.sqrt(dl**2 + dc**2 + dhh**2 + r_t * dc * dhh)
+
+
+def contrast_ratio(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """WCAG 2 contrast ratio of two sRGB colours."""
+
+    def luminance(rgb: tuple[int, int, int]) -> float:
+        lin = [
+            v / 255 / 12.92 if v / 255 <= 0.04045 else ((v / 255 + 0.055) / 1.055) ** 2.4
+            for v in rgb
+        ]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    light, dark = sorted((luminance(a), luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_colour_difference_reference_matches_published_values() -> None:
+    # sRGB red in L*a*b*, and pairs from Sharma, Wu and Dalal's CIEDE2000 test data.
+    np.testing.assert_allclose(lab((255, 0, 0)), [53.24, 80.09, 67.20], atol=0.02)
+    for lab1, lab2, expected in [
+        ((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+        ((50.0, 0.0, 0.0), (50.0, -1.0, 2.0), 2.3669),
+        ((50.0, 2.5, 0.0), (50.0, 0.0, -2.5), 4.3065),
+        ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+        ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+        ((22.7233, 20.0904, -46.6940), (23.0331, 14.9730, -42.5619), 2.0373),
+    ]:
+        assert delta_e2000(lab1, lab2) == pytest.approx(expected, abs=1e-4)
+        assert delta_e2000(lab2, lab1) == pytest.approx(expected, abs=1e-4)
+    assert contrast_ratio((0, 0, 0), (255, 255, 255)) == pytest.approx(21.0)
+    assert contrast_ratio((119, 119, 119), (255, 255, 255)) == pytest.approx(4.48, abs=0.01)
+
+
+def test_first_twenty_colours_are_far_apart_to_the_eye_and_saturated() -> None:
+    colours = [instance_color(i) for i in range(20)]
+    labs = [lab(c) for c in colours]
+    closest = min(delta_e2000(a, b) for a, b in itertools.combinations(labs, 2))
+    # About 2 is just noticeable side by side; 15 tells two masks apart at a glance.
+    assert closest >= 15.0
+    first_ten = min(delta_e2000(a, b) for a, b in itertools.combinations(labs[:10], 2))
+    assert first_ten >= 24.0  # the few instances of a typical picture get the most distinct
+    for colour, (lightness, _a, _b) in zip(colours, labs, strict=True):
+        assert max(colour) - min(colour) > 110  # saturated, not greys
+        assert lightness >= 35  # not near black, which vanishes on dark photos
+
+
+def test_colours_are_fixed_across_calls_and_processes() -> None:
+    assert instance_color(0) == (242, 185, 36)  # amber
+    assert instance_color(1) == (60, 15, 255)  # blue-violet
+    assert instance_color(32) == instance_color(0)  # the palette repeats past 32
+    script = (
+        "from maskdesk.core.render import instance_color\n"
+        "print([instance_color(i) for i in range(40)])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert done.stdout.strip() == str([instance_color(i) for i in range(40)])
+
+
+@pytest.mark.parametrize("index", range(32))
+def test_label_text_is_black_or_white_whichever_reads_better(index: int) -> None:
+    # Grey, so that neither black nor white text matches it; big enough for 2-pixel strokes.
+    img = np.full((1300, 1300, 3), 128, dtype=np.uint8)
+    hidden = [block(0, 0, 5, 5, visible=False)] * index  # instance `index` keeps its colour
+    shown = block(100, 600, 500, 400, score=0.93)
+    out = render_overlay(img, [*hidden, shown], NAMES, draw_boxes=False)
+    colour = instance_color(index)
+    tag = out[:599][changed(out[:599], img[:599])]
+    assert (tag == colour).all(axis=1).mean() > 0.5  # the tag's background
+    # The text pixel farthest from the background is the text colour itself.
+    far = tag[np.abs(tag.astype(int) - colour).sum(axis=1).argmax()]
+    text = (int(far[0]), int(far[1]), int(far[2]))
+    assert text in ((0, 0, 0), (255, 255, 255))
+    other = (255, 255, 255) if text == (0, 0, 0) else (0, 0, 0)
+    # WCAG AA asks 4.5 for body text; black or white always reaches it on the better side.
+    assert contrast_ratio(text, colour) >= 4.5
+    assert contrast_ratio(text, colour) >= contrast_ratio(other, colour)
+    if index == 0:
+        assert text == (0, 0, 0)  # dark text on amber
+    if index == 1:
+        assert text == (255, 255, 255)  # light text on blue-violet
+
+
+def test_later_instances_lie_on_top() -> None:
     img = np.full((50, 80, 3), 128, dtype=np.uint8)
     first, second = block(5, 5, 40, 40, score=0.9), block(30, 5, 40, 40, score=0.8)
     out = render_overlay(img, [first, second], NAMES, draw_boxes=False, draw_labels=False)

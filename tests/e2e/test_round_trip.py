@@ -39,7 +39,9 @@ def reviewed_folder(tmp_path: Path) -> Path:
         project.set_predictions(
             ids["a.png"],
             [
-                Instance(1 + i % 2, _disc(8 + 9 * i, 10 + 4 * (i % 3), 4), score=round(0.1 * i + 0.05, 2))
+                Instance(
+                    1 + i % 2, _disc(8 + 9 * i, 10 + 4 * (i % 3), 4), score=round(0.1 * i + 0.05, 2)
+                )
                 for i in range(8)
             ],
             "coco-v1",
