@@ -165,8 +165,7 @@ class _Run:
         name = self.predictor.model_name
         skips = {f: PrelabelReport() for f in self.projects}
         todo = {
-            f: plan(p, name, redo=self.args.redo, report=skips[f])
-            for f, p in self.projects.items()
+            f: plan(p, name, redo=self.args.redo, report=skips[f]) for f, p in self.projects.items()
         }
         for folder, records in todo.items():
             self.unreached |= {(folder, r.id) for r in records}

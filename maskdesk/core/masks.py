@@ -3,34 +3,83 @@
 A 12 MP photo with 100 instances would need 1.2 GB as full-frame bool masks; as crops
 it needs what the objects cover. COCO run-length encoding is computed from the crop and
 a column strip, so no full-frame array is made on the way out either.
+
+A CropMask is an immutable value: its `bits` are read-only and shared with no writable
+array, so an undo stack, a cache or two instances can hold the same mask safely.
+Painting, erasing and clean-up operations live in `mask_ops`.
 """
 
 from __future__ import annotations
 
+import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_util
 
+# Buffers a CropMask allocated itself and made read-only. A read-only array alone is no
+# promise (its owner may set it writable again), so only views of these are kept uncopied.
+_SEALED: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
+
+
+def _seal(fresh: np.ndarray) -> np.ndarray:
+    """Read-only view of `fresh`, an array that owns its data and nobody else holds."""
+    fresh.flags.writeable = False
+    _SEALED[id(fresh)] = fresh
+    # Handing out a view, not the buffer, means `mask.bits.flags.writeable = True` fails.
+    return fresh.view()
+
+
+def _is_sealed(bits: np.ndarray) -> bool:
+    root = bits
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    return _SEALED.get(id(root)) is root
+
 
 @dataclass(frozen=True, eq=False)
 class CropMask:
-    """`bits` (bool, h x w) placed with its top-left corner at (x, y) in the image."""
+    """`bits` (bool, h x w) placed with its top-left corner at (x, y) in the image.
+
+    Immutable: `bits` is read-only, and an array passed in is copied unless it is already
+    a view of another CropMask's bits.
+    """
 
     x: int
     y: int
     bits: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.bits.ndim != 2:
-            raise ValueError(f"mask bits must be 2-D, got shape {self.bits.shape}")
-        if self.bits.dtype != np.bool_:
-            object.__setattr__(self, "bits", self.bits.astype(bool))
+        bits = self.bits if isinstance(self.bits, np.ndarray) else np.asarray(self.bits)
+        if bits.ndim != 2:
+            raise ValueError(f"mask bits must be 2-D, got shape {bits.shape}")
         if self.x < 0 or self.y < 0:
             raise ValueError(f"mask origin must be inside the image, got ({self.x}, {self.y})")
+        if bits.dtype != np.bool_ or not _is_sealed(bits):
+            bits = _seal(np.array(bits, dtype=bool, order="C"))
+        object.__setattr__(self, "bits", bits)
         object.__setattr__(self, "x", int(self.x))
         object.__setattr__(self, "y", int(self.y))
+
+    @classmethod
+    def _adopt(cls, x: int, y: int, fresh: np.ndarray) -> CropMask:
+        """A mask over `fresh` (bool, owns its data, referenced nowhere else), uncopied."""
+        assert fresh.base is None, "a view would be copied again by the constructor"
+        return cls(x, y, _seal(fresh))
+
+    # Immutable values need no copies; pickling rebuilds through the constructor so the
+    # unpickled bits are sealed too.
+    def __copy__(self) -> CropMask:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CropMask:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.x, self.y, self.bits))
 
     @property
     def height(self) -> int:
@@ -63,12 +112,13 @@ class CropMask:
     def tight(self) -> CropMask:
         """The same mask cropped to its set pixels (an empty mask becomes 0 x 0)."""
         x, y, w, h = self.bbox()
-        if w == 0:
-            return CropMask(self.x, self.y, np.zeros((0, 0), dtype=bool))
         if (w, h) == (self.width, self.height):
             return self
+        if w == 0:
+            return CropMask._adopt(self.x, self.y, np.zeros((0, 0), dtype=bool))
         top, left = y - self.y, x - self.x
-        return CropMask(x, y, self.bits[top : top + h, left : left + w].copy())
+        # A copy, not a view, so a small mask cut from a large one does not keep it alive.
+        return CropMask._adopt(x, y, self.bits[top : top + h, left : left + w].copy())
 
     def clipped(self, width: int, height: int) -> CropMask:
         """The part of the mask that lies inside a width x height image."""
@@ -101,10 +151,56 @@ class CropMask:
         union = self.area + other.area - inter
         return inter / union if union else 0.0
 
+    # -- hit test and set algebra, on the crops' boxes only -------------------------------
+
+    def contains(self, x: float, y: float) -> bool:
+        """Whether image point (x, y) is on a set pixel; pixel (i, j) is [i, i+1) x [j, j+1)."""
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return False
+        col, row = math.floor(x) - self.x, math.floor(y) - self.y
+        return 0 <= row < self.height and 0 <= col < self.width and bool(self.bits[row, col])
+
+    def union(self, other: CropMask) -> CropMask:
+        """Pixels set in either mask, as a tight crop over the two boxes."""
+        a, b = self.tight(), other.tight()
+        if b.is_empty():
+            return a
+        if a.is_empty():
+            return b
+        x0, y0 = min(a.x, b.x), min(a.y, b.y)
+        x1, y1 = max(a.x + a.width, b.x + b.width), max(a.y + a.height, b.y + b.height)
+        out = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+        for m in (a, b):
+            out[m.y - y0 : m.y - y0 + m.height, m.x - x0 : m.x - x0 + m.width] |= m.bits
+        # Both crops are tight, so the union of their boxes is already the tight box.
+        return CropMask._adopt(x0, y0, out)
+
+    def intersection(self, other: CropMask) -> CropMask:
+        """Pixels set in both masks, as a tight crop."""
+        x0, y0 = max(self.x, other.x), max(self.y, other.y)
+        x1 = min(self.x + self.width, other.x + other.width)
+        y1 = min(self.y + self.height, other.y + other.height)
+        if x1 <= x0 or y1 <= y0:
+            return CropMask._adopt(x0, y0, np.zeros((0, 0), dtype=bool))
+        a = self.bits[y0 - self.y : y1 - self.y, x0 - self.x : x1 - self.x]
+        b = other.bits[y0 - other.y : y1 - other.y, x0 - other.x : x1 - other.x]
+        return CropMask._adopt(x0, y0, a & b).tight()
+
+    def difference(self, other: CropMask) -> CropMask:
+        """Pixels set in this mask and not in `other`, as a tight crop."""
+        out = np.array(self.bits)
+        x0, y0 = max(self.x, other.x), max(self.y, other.y)
+        x1 = min(self.x + self.width, other.x + other.width)
+        y1 = min(self.y + self.height, other.y + other.height)
+        if x1 > x0 and y1 > y0:
+            cut = other.bits[y0 - other.y : y1 - other.y, x0 - other.x : x1 - other.x]
+            out[y0 - self.y : y1 - self.y, x0 - self.x : x1 - self.x] &= ~cut
+        return CropMask._adopt(self.x, self.y, out).tight()
+
     @classmethod
     def from_full(cls, full: np.ndarray) -> CropMask:
         """Tight crop of a full-frame mask (any dtype; non-zero is set)."""
-        return cls(0, 0, np.asarray(full) != 0).tight()
+        return cls._adopt(0, 0, np.asarray(full) != 0).tight()
 
     def to_full(self, width: int, height: int) -> np.ndarray:
         """Full-frame bool mask; for tests and small images only."""
@@ -171,7 +267,7 @@ class CropMask:
             raise ValueError(f"the RLE counts do not add up to {height} x {width} pixels")
         set_runs = np.flatnonzero(c[1::2]) * 2 + 1
         if set_runs.size == 0:
-            return cls(0, 0, np.zeros((0, 0), dtype=bool))
+            return cls._adopt(0, 0, np.zeros((0, 0), dtype=bool))
         ends = np.cumsum(c)
         i0, i1 = int(set_runs[0]), int(set_runs[-1])
         first, stop = int(ends[i0] - c[i0]), int(ends[i1])
@@ -183,7 +279,7 @@ class CropMask:
         )
         columns = strip.reshape(x1 - x0 + 1, height).T
         rows = np.flatnonzero(columns.any(axis=1))
-        return cls(x0, int(rows[0]), columns[rows[0] : rows[-1] + 1].copy())
+        return cls._adopt(x0, int(rows[0]), columns[rows[0] : rows[-1] + 1].copy())
 
     # -- compact bytes of the crop alone, for storage -----------------------------------
 
@@ -195,9 +291,9 @@ class CropMask:
     @classmethod
     def from_crop_counts(cls, x: int, y: int, width: int, height: int, counts: bytes) -> CropMask:
         if height == 0 or width == 0:
-            return cls(x, y, np.zeros((height, width), dtype=bool))
-        bits = mask_util.decode({"size": [height, width], "counts": counts})
-        return cls(x, y, np.ascontiguousarray(bits, dtype=bool))
+            return cls._adopt(x, y, np.zeros((height, width), dtype=bool))
+        decoded = mask_util.decode({"size": [height, width], "counts": counts})
+        return cls._adopt(x, y, np.array(decoded, dtype=bool, order="C"))
 
 
 def decode_rle_string(raw: bytes) -> np.ndarray:

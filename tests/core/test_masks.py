@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 from pycocotools import mask as mask_util
@@ -174,3 +177,101 @@ def test_from_rle_refuses_counts_that_do_not_cover_the_image() -> None:
     whole = CropMask.from_rle({"size": [3, 4], "counts": [5, 2, 5]})
     # column-major: pixels 5 and 6 are (row 2, col 1) and (row 0, col 2)
     assert whole == CropMask.from_full(np.array([[0, 0, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0]]))
+
+
+# -- CropMask is an immutable value ----------------------------------------------------
+
+
+def some_bits() -> np.ndarray:
+    bits = np.zeros((4, 5), dtype=bool)
+    bits[1:3, 1:4] = True
+    return bits
+
+
+def assert_frozen(mask: CropMask) -> None:
+    assert not mask.bits.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        mask.bits[0, 0] = True
+    # Nor can the flag be set back: the bits are a view of a buffer nobody else holds.
+    with pytest.raises(ValueError):
+        mask.bits.flags.writeable = True
+
+
+def test_bits_of_every_mask_are_read_only() -> None:
+    full = np.zeros((9, 12), dtype=bool)
+    full[2:6, 3:9] = True
+    mask = CropMask(2, 1, some_bits())
+    made = {
+        "constructor": mask,
+        "uint8 input": CropMask(0, 0, some_bits().astype(np.uint8)),
+        "from_full": CropMask.from_full(full),
+        "from_rle": CropMask.from_rle(mask.to_rle(12, 9)),
+        "from_counts": CropMask.from_counts(mask.rle_counts(12, 9), 12, 9),
+        "from_crop_counts": CropMask.from_crop_counts(2, 1, 5, 4, mask.crop_counts()),
+        "empty from_crop_counts": CropMask.from_crop_counts(2, 1, 0, 0, b""),
+        "tight": mask.tight(),
+        "clipped": mask.clipped(4, 3),
+        "union": mask.union(CropMask(0, 0, np.ones((2, 2), dtype=bool))),
+        "intersection": mask.intersection(CropMask(3, 2, np.ones((2, 2), dtype=bool))),
+        "difference": mask.difference(CropMask(3, 2, np.ones((2, 2), dtype=bool))),
+    }
+    for name, made_mask in made.items():
+        assert made_mask.bits.dtype == np.bool_, name
+        assert_frozen(made_mask)
+    assert made["from_crop_counts"] == mask and made["from_full"] == CropMask(3, 2, full[2:6, 3:9])
+
+
+def test_changing_the_callers_array_does_not_change_the_mask() -> None:
+    bits = some_bits()
+    mask = CropMask(0, 0, bits)
+    bits[:] = False
+    assert mask.area == 6 and mask.bits[1, 1]
+    # A read-only view of a writable array still changes with that array.
+    base = some_bits()
+    view = base.view()
+    view.flags.writeable = False
+    mask = CropMask(0, 0, view)
+    base[:] = False
+    assert mask.area == 6
+    # A read-only array its owner may make writable again.
+    owned = some_bits()
+    owned.flags.writeable = False
+    mask = CropMask(0, 0, owned)
+    owned.flags.writeable = True
+    owned[:] = False
+    assert mask.area == 6
+    # Converted and Fortran-ordered inputs too.
+    for arr in (some_bits().astype(np.uint8), np.asfortranarray(some_bits())):
+        mask = CropMask(0, 0, arr)
+        arr[...] = 0
+        assert mask.area == 6
+
+
+def test_derived_masks_cannot_change_the_original() -> None:
+    mask = CropMask(3, 2, some_bits())
+    for derived in (mask.tight(), mask.clipped(6, 4), mask.clipped(100, 100), mask.tight().tight()):
+        assert_frozen(derived)
+        with pytest.raises(ValueError):
+            np.copyto(derived.bits, True)
+    assert mask.area == 6 and mask.bbox() == (4, 3, 3, 2)
+
+
+def test_views_of_mask_bits_are_kept_without_copying() -> None:
+    mask = CropMask(3, 2, some_bits())
+    # Hundreds of crops per image: clipping and re-wrapping another mask's bits share memory.
+    assert np.shares_memory(mask.clipped(6, 4).bits, mask.bits)
+    assert np.shares_memory(CropMask(7, 7, mask.bits[1:3]).bits, mask.bits)
+    tight = mask.tight()
+    assert tight.tight() is tight
+    # A caller's writable array is never shared.
+    bits = some_bits()
+    assert not np.shares_memory(CropMask(0, 0, bits).bits, bits)
+
+
+def test_copies_and_pickles_stay_read_only_values() -> None:
+    mask = CropMask(3, 2, some_bits())
+    assert copy.copy(mask) is mask and copy.deepcopy(mask) is mask
+    back = pickle.loads(pickle.dumps(mask))
+    assert back == mask and (back.x, back.y) == (3, 2)
+    assert np.array_equal(back.bits, mask.bits)
+    assert_frozen(back)

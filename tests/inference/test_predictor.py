@@ -12,6 +12,8 @@ import torch
 from PIL import Image
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
+from maskdesk.cli_messages import describe
+from maskdesk.cli_predict import PREDICT_FLAGS
 from maskdesk.core.errors import ImageError, ModelError
 from maskdesk.core.images import load_rgb
 from maskdesk.core.instances import Instance, Origin, Review
@@ -231,8 +233,10 @@ def test_predict_files_stops_when_cancelled(
 def test_cuda_requested_without_cuda_is_a_model_error() -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    with pytest.raises(ModelError, match="--device cpu"):
+    with pytest.raises(ModelError, match="no usable CUDA GPU") as info:
         pick_device("cuda")
+    assert "--" not in str(info.value)  # inference names no flag; the CLI adds it
+    assert describe(info.value, PREDICT_FLAGS).endswith("(--device auto).")
     with pytest.raises(ModelError):
         Predictor(build_biased_model(), device="cuda")
     assert pick_device("auto") == torch.device("cpu")
