@@ -92,13 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def command_names() -> list[str]:
-    """The sub-commands, for the entry point that tells them from folder names."""
-    parser = build_parser()
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return list(action.choices)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

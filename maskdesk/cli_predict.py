@@ -244,6 +244,11 @@ class _Run:
         return len(data["images"]), len(data["annotations"])
 
 
+def _n(count: int, noun: str) -> str:
+    """'1 image', '3 images'."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _say(text: str) -> None:
     print(text, file=sys.stderr)
 
@@ -261,7 +266,7 @@ def run_predict(args: argparse.Namespace) -> int:
         _say(loaded.note)
     predictor = Predictor(loaded, device=args.device)
     run = _Run(args, predictor)
-    _say(f"model {loaded.name} on {predictor.device}; {len(run.paths)} images")
+    _say(f"model {loaded.name} on {predictor.device}; {_n(len(run.paths), 'image')}")
     stopper = _Stopper()
     started = time.perf_counter()
     interrupted = False
@@ -277,32 +282,33 @@ def run_predict(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     predicted = sum(r.stored + len(r.failed) for r in run.reports.values()) + len(run.loose_results)
     _say(
-        f"{predicted} images predicted in {elapsed:.1f} s "
-        f"({predicted / max(elapsed, 1e-9):.2f} images/s); {n_annotations} instances at score "
-        f">= {args.score} on {n_images} images written to {args.output}"
+        f"{_n(predicted, 'image')} predicted in {elapsed:.1f} s "
+        f"({predicted / max(elapsed, 1e-9):.2f} images/s); {_n(n_annotations, 'instance')} at "
+        f"score >= {args.score} on {_n(n_images, 'image')} written to {args.output}"
     )
     for folder, report in run.reports.items():
         project = Project.open(folder)
         try:
-            _say(f"{folder}: {report.stored} images stored in the project at {project.store_path}")
+            stored = _n(report.stored, "image")
+            _say(f"{folder}: {stored} stored in the project at {project.store_path}")
             if project.store_note:
                 _say(project.store_note)
         finally:
             project.close()
         if report.skipped_done:
             _say(
-                f"  {report.skipped_done} images already pre-labeled by {loaded.name} were "
+                f"  {_n(report.skipped_done, 'image')} already pre-labeled by {loaded.name}: "
                 "skipped (--redo predicts them again)"
             )
         if report.skipped_reviewed:
-            _say(f"  {report.skipped_reviewed} reviewed images were left as they are")
+            _say(f"  {_n(report.skipped_reviewed, 'reviewed image')} left as they are")
         run.failures += [f"{folder / path}: {reason}" for path, reason in report.failed]
     for line in run.failures:
         _say(f"failed: {line}")
     if interrupted or stopper():
         left = len(run.unreached) + len(run.loose) - len(run.loose_results)
         _say(
-            f"maskdesk: interrupted; {left} images were not predicted. What was done is "
+            f"maskdesk: interrupted; {_n(left, 'image')} not predicted. What was done is "
             "stored; run the same command again to continue."
         )
         return EXIT_INTERRUPTED

@@ -10,9 +10,74 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from maskdesk.cli_messages import describe
 from maskdesk.core.errors import MaskdeskError
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+
+# The flag that sets each setting an error can name (MaskdeskError.setting). "model" is the
+# model file that failed to load, which for train is the one given as --base.
+FLAGS = {
+    "model": "--base PATH",
+    "base": "--base",
+    "coco": "--coco",
+    "images": "--images",
+    "output": "-o",
+    "resume": "--resume",
+    "epochs": "--epochs",
+    "batch": "--batch",
+    "lr": "--lr",
+    "device": "--device",
+    "offline": "--offline",
+    "seed": "--seed",
+    "val_fraction": "--val-fraction",
+}
+
+# Defaults of a new run. The parser's defaults are None, so that a flag given together with
+# --resume can be told apart from one left out (left out: the interrupted run's value).
+DEFAULTS: dict[str, Any] = {
+    "base": "coco-v1",
+    "epochs": 10,
+    "batch": 4,
+    "lr": None,
+    "seed": 0,
+    "val_fraction": 0.1,
+}
+# These fix the validation split and the batch order, so a resumed run cannot change them.
+FIXED_ON_RESUME = ("batch", "seed", "val_fraction")
+
+
+def _int_at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text} is below {low}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not above 0")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not at least 0 and below 1")
+    return value
 
 
 def add_train_parser(subparsers: Any) -> None:
@@ -23,57 +88,89 @@ def add_train_parser(subparsers: Any) -> None:
         description=(
             "Train on a COCO file. MODEL.pt always holds the best-validated weights so far "
             "(the latest ones before the first validation); Ctrl-C keeps it usable and writes "
-            "MODEL.pt.resume.pt, which --resume MODEL.pt continues from."
+            "MODEL.pt.resume.pt. `maskdesk train --resume MODEL.pt` alone continues: the run's "
+            "COCO file, images, output and settings are kept in that state."
         ),
     )
-    p.add_argument("--coco", type=Path, required=True, metavar="ANN.json")
+    p.add_argument(
+        "--coco",
+        type=Path,
+        metavar="ANN.json",
+        help="COCO file with the annotations to train on (needed unless --resume)",
+    )
     p.add_argument(
         "--images",
         type=Path,
-        required=True,
         metavar="DIR",
-        help="folder the COCO file names are relative to",
+        help="folder the COCO file names are relative to (needed unless --resume)",
     )
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL.pt")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="MODEL.pt",
+        help="checkpoint to write; it always holds the best epoch so far (needed unless --resume)",
+    )
     p.add_argument(
         "--base",
-        default="coco-v1",
         help="coco-v1 (default), coco-v2, tiny (from scratch) or a checkpoint PATH",
     )
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument(
+        "--epochs",
+        type=_int_at_least(1),
+        metavar="N",
+        help="passes over the training images (10); with --resume, a new total",
+    )
+    p.add_argument("--batch", type=_int_at_least(1), metavar="N", help="images per iteration (4)")
     p.add_argument(
         "--lr",
-        type=float,
-        default=None,
+        type=_positive_float,
         help="learning rate (0.02 from scratch, 0.005 when fine-tuning)",
     )
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where to train: auto (a CUDA GPU when there is one; default), cpu or cuda",
+    )
     p.add_argument(
         "--val-fraction",
-        type=float,
-        default=0.1,
-        help="share of images held out to measure mask AP after each epoch",
+        type=_fraction,
+        metavar="F",
+        help="share of images held out to measure mask AP after each epoch (0.1)",
     )
     p.add_argument(
         "--resume",
         type=Path,
         default=None,
-        metavar="CKPT",
+        metavar="MODEL.pt",
         help="continue an interrupted run (its MODEL.pt or MODEL.pt.resume.pt)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (2)")
-    p.add_argument("--workers", type=int, default=0, help="image loading processes (0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seed of the validation split, batch order and new weights (0)",
+    )
+    p.add_argument(
+        "--threads", type=_int_at_least(1), default=2, metavar="N", help="CPU threads for torch (2)"
+    )
+    p.add_argument(
+        "--workers",
+        type=_int_at_least(0),
+        default=0,
+        metavar="N",
+        help="image loading processes (0: load in this one)",
+    )
     p.add_argument("--offline", action="store_true", help="never download base weights")
     p.add_argument(
         "--log-every",
-        type=int,
+        type=_int_at_least(1),
         default=1,
         metavar="N",
         help="print a progress line every N iterations (1)",
     )
-    p.set_defaults(func=run_train)
+    p.set_defaults(func=run_train, flags=FLAGS)
 
 
 def _duration(seconds: float) -> str:
@@ -81,13 +178,74 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def _validate(args: argparse.Namespace) -> None:
-    if args.epochs < 1 or args.batch < 1:
-        raise MaskdeskError("--epochs and --batch must be at least 1.")
-    if not 0.0 <= args.val_fraction < 1.0:
-        raise MaskdeskError("--val-fraction must be at least 0 and below 1.")
-    if args.lr is not None and args.lr <= 0:
-        raise MaskdeskError("--lr must be positive.")
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _new_run(args: argparse.Namespace) -> dict[str, Any]:
+    needed = [
+        flag
+        for key, flag in (
+            ("coco", "--coco ANN.json"),
+            ("images", "--images DIR"),
+            ("output", "-o MODEL.pt"),
+        )
+        if getattr(args, key) is None
+    ]
+    if needed:
+        raise MaskdeskError(
+            f"{' and '.join(needed)} {'is' if len(needed) == 1 else 'are'} needed to start "
+            "training (or --resume MODEL.pt to continue an interrupted run)."
+        )
+    values = {key: getattr(args, key) for key in ("coco", "images", "output")}
+    for key, default in DEFAULTS.items():
+        given = getattr(args, key)
+        values[key] = default if given is None else given
+    return values
+
+
+def _resumed_run(args: argparse.Namespace, notes: list[str]) -> dict[str, Any]:
+    """The interrupted run's settings, with what the command line may change changed.
+
+    Paths, --epochs and --lr given again replace the saved ones (data moves, a run may be
+    lengthened), each with a note; --batch, --seed and --val-fraction must match.
+    """
+    from maskdesk.inference.training import saved_settings
+
+    saved = saved_settings(args.resume)
+    for key in FIXED_ON_RESUME:
+        given = getattr(args, key)
+        if given is not None and given != saved[key]:
+            raise MaskdeskError(
+                f"The interrupted run used {FLAGS[key]} {saved[key]}; it fixes the validation "
+                f"split and the batch order, so a resumed run keeps it: leave {FLAGS[key]} out "
+                f"or give {saved[key]}."
+            )
+    values = {key: saved[key] for key in FIXED_ON_RESUME}
+    for key in ("coco", "images", "output"):
+        given, kept = getattr(args, key), saved.get(key)
+        if given is None and kept is None:  # a state from before the settings were kept
+            raise MaskdeskError(
+                f"The training state for {args.resume} does not record its {FLAGS[key]} (an "
+                f"older maskdesk wrote it); give {FLAGS[key]} again."
+            )
+        if given is not None and kept is not None and given.resolve() != kept.resolve():
+            notes.append(f"{FLAGS[key]} {given} replaces the interrupted run's {kept}")
+        values[key] = given if given is not None else kept
+    for key in ("epochs", "lr"):
+        given, kept = getattr(args, key), saved.get(key, DEFAULTS[key])
+        if given is not None and given != kept:
+            was = "default" if kept is None else kept
+            notes.append(f"{FLAGS[key]} {given} replaces the interrupted run's {was}")
+        values[key] = given if given is not None else kept
+    if args.base is not None and args.base != saved.get("base"):
+        notes.append("--base is not used when resuming: the weights come from the saved state")
+    values["base"] = saved.get("base", DEFAULTS["base"])
+    notes.append(
+        f"resuming after {_count(saved['epochs_done'], 'epoch')} of {values['epochs']}: "
+        f"--coco {values['coco']} --images {values['images']} -o {values['output']}"
+    )
+    return values
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -121,45 +279,41 @@ def run_train(args: argparse.Namespace) -> int:
             )
 
     try:
-        _validate(args)
+        notes: list[str] = []
+        values = _new_run(args) if args.resume is None else _resumed_run(args, notes)
+        for note in notes:
+            print(f"maskdesk: {note}", file=sys.stderr)
         options = TrainOptions(
-            coco=args.coco,
-            images=args.images,
-            output=args.output,
-            base=args.base,
-            epochs=args.epochs,
-            batch=args.batch,
-            lr=args.lr,
+            **values,
             device=args.device,
-            val_fraction=args.val_fraction,
             resume=args.resume,
-            seed=args.seed,
             workers=args.workers,
             threads=args.threads,
             offline=args.offline,
         )
         result = train(options, on_progress=on_progress)
     except MaskdeskError as exc:
-        print(f"maskdesk: {exc}", file=sys.stderr)
+        print(f"maskdesk: {describe(exc, FLAGS)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:  # only reaches here outside the training loop
         print("maskdesk: interrupted before training started; nothing written.", file=sys.stderr)
         return EXIT_INTERRUPTED
     for reason, count in sorted(result.skipped.items()):
-        print(f"skipped {count} annotations: {reason}", file=sys.stderr)
+        print(f"skipped {_count(count, 'annotation')}: {reason}", file=sys.stderr)
     if result.interrupted:
         print(
-            f"maskdesk: interrupted after {result.iterations} iterations; usable model in "
-            f"{result.output}, training state in "
-            f"{result.resume_path or resume_path_for(args.output)} "
-            f"(continue with --resume {result.output})",
+            f"maskdesk: interrupted after {_count(result.iterations, 'iteration')}; usable "
+            f"model in {result.output}, training state in "
+            f"{result.resume_path or resume_path_for(result.output)} "
+            f"(continue with: maskdesk train --resume {result.output})",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
     best = "n/a" if result.best_ap is None else f"{result.best_ap:.3f}"
     print(
-        f"trained {result.iterations} iterations ({result.epochs_done} epochs) on "
-        f"{result.train_images} images; best val mask AP {best}; model written to {result.output}",
+        f"trained {_count(result.iterations, 'iteration')} "
+        f"({_count(result.epochs_done, 'epoch')}) on {_count(result.train_images, 'image')}; "
+        f"best val mask AP {best}; model written to {result.output}",
         file=sys.stderr,
     )
     return EXIT_OK

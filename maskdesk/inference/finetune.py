@@ -7,6 +7,7 @@ new predictor rows; a category whose name the base already knows keeps its train
 from __future__ import annotations
 
 import copy
+import difflib
 from typing import Any
 
 import torch
@@ -15,6 +16,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 
 from maskdesk.core.categories import Category
+from maskdesk.core.errors import ModelError
 from maskdesk.inference.architectures import TINY, build_architecture
 
 TINY_SIZE = 256
@@ -93,8 +95,18 @@ def build_for_training(
         return model, str(state["architecture"]), bool(state["fine_tuning"])
     if base == TINY:
         return build_architecture(TINY, n, min_size=TINY_SIZE, max_size=TINY_SIZE), TINY, False
-    from maskdesk.inference.models import load_model
+    from maskdesk.inference.models import MODEL_NAMES, load_model, looks_like_a_name
 
+    if base not in MODEL_NAMES and looks_like_a_name(base):
+        # models.py would list only the names predict takes; a base can also be tiny.
+        bases = (*MODEL_NAMES, TINY)
+        close = difflib.get_close_matches(base, bases, n=1)
+        raise ModelError(
+            f"Unknown base model {base!r}: use {', '.join(bases[:-1])} or {bases[-1]}, or give "
+            "the path of a maskdesk checkpoint or a torchvision Mask R-CNN state dict.",
+            setting="base",
+            value=close[0] if close else None,
+        )
     loaded = load_model(base, offline=offline)
     names = {c.id: c.name for c in loaded.categories}
     old = {int(label): names[cid] for label, cid in loaded.label_to_category.items()}

@@ -120,12 +120,19 @@ def load_model(
     if spec in _NAMED:
         return _load_named(_NAMED[spec], offline=offline, progress=progress)
     path = Path(spec).expanduser()
-    if not path.exists() and os.sep not in spec and "/" not in spec and not path.suffix:
+    if looks_like_a_name(spec):
         raise ModelError(
-            f"Unknown model {spec!r}: use {' or '.join(MODEL_NAMES)}, or give the path of a "
-            "model file (a maskdesk checkpoint or a torchvision Mask R-CNN state dict)."
+            f"Unknown model {spec!r}: use {' or '.join(MODEL_NAMES)}, or give the path of "
+            f"{checkpoints.MODEL_FILE}.",
+            setting="model",
         )
     return _load_file(path, spec)
+
+
+def looks_like_a_name(spec: str) -> bool:
+    """True for a word like "coco-v3" that names no file: a misspelt model name, not a path."""
+    path = Path(spec).expanduser()
+    return not path.exists() and os.sep not in spec and "/" not in spec and not path.suffix
 
 
 # -- named models --------------------------------------------------------------------------
@@ -142,22 +149,26 @@ def _load_named(named: NamedModel, *, offline: bool, progress: ProgressFn | None
     path = weights_path(named.name)
     if not path.is_file():
         if offline:
-            raise ModelError(_missing_message(named, path, "--offline forbids downloading them"))
+            raise ModelError(
+                _missing_message(named, path, "offline mode forbids downloading them"),
+                setting="model",
+            )
         try:
             download(named.url, path, progress=progress)
         except DownloadCancelled:
             raise
         except ModelError as exc:
-            raise ModelError(_missing_message(named, path, f"the download failed: {exc}")) from exc
-    state = _state_dict_of(checkpoints.load_file(path), path)
+            raise ModelError(
+                _missing_message(named, path, f"the download failed: {exc}"), setting="model"
+            ) from exc
+    # A bad file in the cache is fixed in the cache, not by choosing another model.
+    fix = f"delete it so that it is downloaded again, or place a good copy of {named.url} there"
+    obj = checkpoints.load_file(
+        path, expected="the weights file it should be", fix=fix, setting=None
+    )
+    state = _state_dict_of(obj, path, fix=fix, setting=None)
     model = _build_and_load(
-        named.architecture,
-        COCO_NUM_CLASSES,
-        state,
-        path,
-        how_to_fix=(
-            f"delete it so that it is downloaded again, or place a good copy of {named.url} there"
-        ),
+        named.architecture, COCO_NUM_CLASSES, state, path, how_to_fix=fix, setting=None
     )
     if named.architecture == RESNET50_FPN:
         _use_legacy_eps(model)
@@ -175,7 +186,7 @@ def _missing_message(named: NamedModel, path: Path, reason: str) -> str:
     return (
         f"The weights of {named.name} ({named.file_name}) are not in the cache and {reason}. "
         f"Download {named.url} and place it at {path}, "
-        "or give a model file with --model PATH."
+        "or give a model file you have."
     )
 
 
@@ -254,7 +265,7 @@ def _load_file(path: Path, spec: str) -> LoadedModel:
             ckpt.num_classes,
             ckpt.state_dict,
             path,
-            how_to_fix="it may be damaged; train or export it again",
+            how_to_fix="it may be damaged; train or save it again, or give another model file",
             min_size=ckpt.min_size,
             max_size=ckpt.max_size,
         )
@@ -297,7 +308,19 @@ def _load_file(path: Path, spec: str) -> LoadedModel:
     )
 
 
-def _state_dict_of(obj: object, path: Path) -> dict[str, torch.Tensor]:
+def _not_a_model(path: Path, what_it_is: str, fix: str, setting: str | None) -> ModelError:
+    return ModelError(
+        f"{path} is not {checkpoints.MODEL_FILE} ({what_it_is}); {fix}.", setting=setting
+    )
+
+
+def _state_dict_of(
+    obj: object,
+    path: Path,
+    *,
+    fix: str = checkpoints.GIVE_ANOTHER,
+    setting: str | None = "model",
+) -> dict[str, torch.Tensor]:
     """The tensors of a plain state dict (also when wrapped as {"model": ...})."""
     if isinstance(obj, dict):
         for key in ("model", "state_dict"):
@@ -305,15 +328,18 @@ def _state_dict_of(obj: object, path: Path) -> dict[str, torch.Tensor]:
             if isinstance(inner, dict) and inner:
                 obj = inner
                 break
-    if (
-        not isinstance(obj, dict)
-        or not obj
-        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
-    ):
-        raise ModelError(
-            f"{path} is not a maskdesk checkpoint or a torchvision Mask R-CNN state dict; "
-            "give one of those with --model PATH."
+    if not isinstance(obj, dict) or not obj:
+        kind = "an empty dict" if isinstance(obj, dict) else f"a {type(obj).__name__}"
+        raise _not_a_model(
+            path, f"it is a PyTorch file holding {kind}, not model weights", fix, setting
         )
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        if not any(isinstance(v, torch.Tensor) for v in obj.values()):
+            keys = ", ".join(repr(k) for k in list(obj)[:5]) + (", ..." if len(obj) > 5 else "")
+            what = f"it is a PyTorch file without model weights: a dict of {keys}"
+        else:
+            what = "it is a PyTorch file mixing tensors with other values, not a state dict"
+        raise _not_a_model(path, what, fix, setting)
     # nn.DataParallel saves every key with a "module." prefix.
     if all(k.startswith("module.") for k in obj):
         obj = {k.removeprefix("module."): v for k, v in obj.items()}
@@ -325,17 +351,21 @@ def _detect_architecture(state: dict[str, torch.Tensor], path: Path) -> str:
         return RESNET50_FPN_V2
     if _V1_KEY in state:
         return RESNET50_FPN
-    raise ModelError(
-        f"{path} is a state dict, but not of maskrcnn_resnet50_fpn or maskrcnn_resnet50_fpn_v2 "
-        "(its keys match neither); for other architectures train with maskdesk, whose "
-        "checkpoints say what they are."
+    raise _not_a_model(
+        path,
+        f"it is a state dict of {len(state)} tensors, but their names match neither "
+        "maskrcnn_resnet50_fpn nor maskrcnn_resnet50_fpn_v2",
+        "for another architecture, train with maskdesk, whose checkpoints say what they are",
+        None,
     )
 
 
 def _num_classes(state: dict[str, torch.Tensor], path: Path) -> int:
     weight = state.get(_CLS_SCORE)
     if weight is None or weight.ndim != 2 or weight.shape[0] < 2:
-        raise ModelError(f"{path} has no usable {_CLS_SCORE}; it is not a Mask R-CNN state dict.")
+        raise _not_a_model(
+            path, f"it has no usable {_CLS_SCORE}", checkpoints.GIVE_ANOTHER, "model"
+        )
     return int(weight.shape[0])
 
 
@@ -346,6 +376,7 @@ def _build_and_load(
     path: Path,
     *,
     how_to_fix: str,
+    setting: str | None = "model",
     min_size: int | None = None,
     max_size: int | None = None,
 ) -> torch.nn.Module:
@@ -357,6 +388,7 @@ def _build_and_load(
         detail = " ".join(line.strip() for line in first[1:3]) or first[0]
         raise ModelError(
             f"{path} does not match {architecture} with {num_classes} classes ({detail[:300]}); "
-            f"{how_to_fix}."
+            f"{how_to_fix}.",
+            setting=setting,
         ) from exc
     return model.eval()

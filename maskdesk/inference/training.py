@@ -2,15 +2,17 @@
 
 Checkpoints: OUTPUT always holds the best-validated weights so far; before the first
 validation, or without a validation split, it holds the latest weights. Training state
-(latest weights, optimizer, position) goes to OUTPUT.resume.pt after every epoch and on an
-interruption (Ctrl-C or should_stop()), so `resume` continues where it stopped; the side
-file is removed when a run completes.
+(latest weights, optimizer, position, and the run's COCO file, image folder and settings)
+goes to OUTPUT.resume.pt after every epoch and on an interruption (Ctrl-C or should_stop()),
+so `resume` continues where it stopped, told nothing else (`saved_settings`); the side file
+is removed when a run completes. Crowd regions are counted as skipped, not trained on.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from maskdesk.core.coco import read_coco
+from maskdesk.core.coco_read import read_coco
 from maskdesk.core.errors import CocoError, MaskdeskError, ModelError
 from maskdesk.inference.checkpoints import Checkpoint, load_file, save_checkpoint
 from maskdesk.inference.finetune import build_for_training, input_sizes, set_train_mode
@@ -99,17 +101,56 @@ def _split(count: int, fraction: float, seed: int) -> tuple[list[int], list[int]
     return sorted(order[n_val:]), sorted(order[:n_val])
 
 
-def _load_state(path: Path) -> dict[str, Any]:
+def model_path_for(resume: Path) -> Path:
+    """The model file a training state belongs to (MODEL.pt for MODEL.pt.resume.pt)."""
+    return resume.with_name(resume.name.removesuffix(".resume.pt") or resume.name)
+
+
+def _load_state(path: Path) -> tuple[Path, dict[str, Any]]:
+    """(where the state was found, the state) for MODEL.pt or MODEL.pt.resume.pt."""
     candidates = [path] if path.name.endswith(".resume.pt") else [resume_path_for(path), path]
     for candidate in candidates:
         if candidate.is_file():
-            obj = load_file(candidate)
+            obj = load_file(
+                candidate,
+                expected="a maskdesk training state",
+                fix="give the model file of an interrupted run, or its .resume.pt",
+                setting="resume",
+            )
             if isinstance(obj, dict) and obj.get("format") == STATE_FORMAT:
-                return obj
+                return candidate, obj
+    model = model_path_for(path)
     raise ModelError(
         f"No training state found for {path} (looked for {candidates[0]}); a finished run "
-        "keeps none. To train further from a finished model, use --base with it instead."
+        "keeps none. To train further from a finished model, give it as the base model.",
+        setting="base",
+        value=str(model) if model.is_file() else None,
     )
+
+
+def saved_settings(resume: Path) -> dict[str, Any]:
+    """What an interrupted run was started with, to go on without being told again.
+
+    Keys: output (the model the state belongs to), epochs_done, batch, seed, val_fraction,
+    and where the state records them (older states do not): coco, images, base, epochs, lr.
+    """
+    found, state = _load_state(resume)
+    saved: dict[str, Any] = dict(state.get("options") or {})
+    for key in ("coco", "images"):
+        if key in saved:
+            saved[key] = Path(saved[key])
+    saved.update(
+        output=model_path_for(found),
+        batch=int(state["batch"]),
+        seed=int(state["seed"]),
+        val_fraction=float(state["val_fraction"]),
+        epochs_done=int(state["epoch"]),
+    )
+    return saved
+
+
+def _images_digest(file_names: list[str]) -> str:
+    return hashlib.sha256("\n".join(file_names).encode()).hexdigest()
 
 
 def _lr_at(iteration: int, total: int, base_lr: float) -> float:
@@ -127,22 +168,40 @@ def train(
 ) -> TrainResult:
     """Train per `options`; see the module docstring for what is written where."""
     torch.set_num_threads(max(1, options.threads))
-    state = _load_state(options.resume) if options.resume is not None else None
+    state = _load_state(options.resume)[1] if options.resume is not None else None
+    saved: dict[str, Any] = dict(state.get("options") or {}) if state is not None else {}
     if state is not None:  # the split and the batches must be the ones the run started with
         options = copy.copy(options)
         options.seed, options.batch = int(state["seed"]), int(state["batch"])
         options.val_fraction = float(state["val_fraction"])
+        done = int(state["epoch"])
+        if options.epochs <= done:
+            raise MaskdeskError(
+                f"The interrupted run has already done {_count(done, 'epoch')}; ask for more "
+                "to go on.",
+                setting="epochs",
+                value=str(max(done + 1, int(saved.get("epochs", 0)))),
+            )
     torch.manual_seed(options.seed)
     coco = read_coco(options.coco)
     categories = list(coco.categories)
     if not categories or not coco.images:
         raise CocoError(f"{options.coco} has no images or no categories to train on.")
-    if state is not None and [c["name"] for c in state["categories"]] != [
-        c.name for c in categories
-    ]:
-        raise MaskdeskError(
-            f"{options.coco} has other categories than the interrupted run; resume with the "
-            "same COCO file."
+    skipped = dict(coco.skipped)
+    # Crowd regions are read (they are part of the file) but not trained on: see CocoDataset.
+    crowds = sum(1 for im in coco.images for inst in im.instances if inst.crowd)
+    if crowds:
+        skipped["crowd"] = skipped.get("crowd", 0) + crowds
+    digest = _images_digest([im.file_name for im in coco.images])
+    if state is not None and (
+        [c["name"] for c in state["categories"]] != [c.name for c in categories]
+        or saved.get("images_digest", digest) != digest
+    ):
+        raise CocoError(
+            f"{options.coco} has other categories or images than the COCO file the "
+            "interrupted run started with; resume with that file.",
+            setting="coco",
+            value=saved.get("coco"),
         )
     check_images(options.coco, options.images, coco.images)
     device = pick_device(options.device)
@@ -191,7 +250,7 @@ def train(
         "base": str(state["base"]) if state else options.base,
         "train_images": len(train_set),
         "val_images": len(val_set),
-        "skipped": dict(coco.skipped),
+        "skipped": dict(skipped),
         "batch": options.batch,
     }
 
@@ -209,6 +268,16 @@ def train(
         )
         weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return Checkpoint(architecture, categories, weights, min_size, max_size, summary)
+
+    # Enough to go on from the state alone; paths absolute, so any working folder will do.
+    run_options = {
+        "coco": str(options.coco.resolve()),
+        "images": str(options.images.resolve()),
+        "base": summary_base["base"],
+        "epochs": options.epochs,
+        "lr": options.lr,
+        "images_digest": digest,
+    }
 
     def save_state(batch_index: int) -> Path:
         path = resume_path_for(options.output)
@@ -233,6 +302,7 @@ def train(
                 "seed": options.seed,
                 "batch": options.batch,
                 "val_fraction": options.val_fraction,
+                "options": run_options,
             },
             tmp,
         )
@@ -253,7 +323,7 @@ def train(
             finals[-1] if finals else None,
             interrupted,
             resume,
-            dict(coco.skipped),
+            dict(skipped),
             len(train_set),
             len(val_set),
         )
@@ -289,7 +359,9 @@ def train(
                 if not torch.isfinite(loss):
                     raise MaskdeskError(
                         f"Training diverged at iteration {iteration + 1} (loss {loss.item()}); "
-                        "try a lower --lr."
+                        "try a lower learning rate.",
+                        setting="lr",
+                        value=f"{base_lr / 10:g}",
                     )
                 optimizer.zero_grad()
                 loss.backward()
@@ -355,6 +427,10 @@ def train(
         )
     resume_path_for(options.output).unlink(missing_ok=True)
     return result(False, None)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _best_epoch(history: list[dict[str, Any]]) -> int | None:

@@ -26,6 +26,7 @@ from maskdesk.core.images import load_rgb, read_size
 from maskdesk.core.masks import CropMask
 
 Target = dict[str, torch.Tensor]
+Pair = tuple[int, np.ndarray]  # (model label, full-frame bool mask)
 
 
 def check_images(coco_path: Path, images_dir: Path, entries: Sequence[CocoImage]) -> None:
@@ -35,13 +36,20 @@ def check_images(coco_path: Path, images_dir: Path, entries: Sequence[CocoImage]
     an hour into training.
     """
     if not images_dir.is_dir():
-        raise CocoError(f"Image folder {images_dir} does not exist; check --images.")
+        raise CocoError(
+            f"Image folder {images_dir} does not exist; give the folder that the file names "
+            f"in {coco_path} are relative to.",
+            setting="images",
+        )
     missing = [im.file_name for im in entries if not (images_dir / im.file_name).is_file()]
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        count = "1 image" if len(missing) == 1 else f"{len(missing)} images"
+        verb = "is" if len(missing) == 1 else "are"
         raise CocoError(
-            f"{len(missing)} images of {coco_path} are not in {images_dir}: {shown}; "
-            "check --images."
+            f"{count} of {coco_path} {verb} not in {images_dir}: {shown}; give the folder "
+            "that the COCO file's names are relative to.",
+            setting="images",
         )
     for entry in entries:
         size = read_size(images_dir / entry.file_name)
@@ -91,7 +99,17 @@ class CocoDataset(torch.utils.data.Dataset):
         return len(self.entries)
 
     def load(self, index: int) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
-        """Upright RGB (maybe shrunk) and (label, full-frame bool mask) pairs at its size."""
+        """Upright RGB (maybe shrunk) and (label, full-frame bool mask) pairs at its size.
+
+        Crowd regions are left out: a crowd is a group of objects, which a model must not
+        learn to find as one.
+        """
+        rgb, pairs, _ = self.load_with_crowds(index)
+        return rgb, pairs
+
+    def load_with_crowds(self, index: int) -> tuple[np.ndarray, list[Pair], list[Pair]]:
+        """As `load`, plus the crowd regions, which evaluation needs (detections there count
+        neither as hits nor as false alarms)."""
         entry = self.entries[index]
         path = self.images_dir / entry.file_name
         rgb = load_rgb(path)
@@ -109,13 +127,14 @@ class CocoDataset(torch.utils.data.Dataset):
             nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
             rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
             h, w = nh, nw
-        pairs: list[tuple[int, np.ndarray]] = []
+        pairs: list[Pair] = []
+        crowds: list[Pair] = []
         for inst in entry.instances:
             mask = inst.mask if scale == 1.0 else _scaled_crop(inst.mask, scale, h, w)
             full = mask.to_full(w, h)
             if full.any():
-                pairs.append((self.label_of[inst.category_id], full))
-        return rgb, pairs
+                (crowds if inst.crowd else pairs).append((self.label_of[inst.category_id], full))
+        return rgb, pairs, crowds
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, Target]:
         rgb, pairs = self.load(index)
@@ -178,10 +197,10 @@ def evaluate_mask_ap(
     }
     results: list[dict[str, Any]] = []
     for index in range(len(dataset)):
-        rgb, pairs = dataset.load(index)
+        rgb, pairs, crowds = dataset.load_with_crowds(index)
         h, w = rgb.shape[:2]
         gt["images"].append({"id": index + 1, "width": w, "height": h})
-        for label, full in pairs:
+        for (label, full), crowd in [(p, 0) for p in pairs] + [(c, 1) for c in crowds]:
             rle = mask_util.encode(np.asfortranarray(full.astype(np.uint8)))
             gt["annotations"].append(
                 {
@@ -191,7 +210,7 @@ def evaluate_mask_ap(
                     "segmentation": rle,
                     "area": float(full.sum()),
                     "bbox": list(mask_util.toBbox(rle)),
-                    "iscrowd": 0,
+                    "iscrowd": crowd,
                 }
             )
         image = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255.0).to(device)

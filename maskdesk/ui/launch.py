@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+EXIT_NO_DISPLAY = 2
+
+
+def display_missing(env: Mapping[str, str] = os.environ, platform: str = sys.platform) -> bool:
+    """True where Qt would find no screen: Linux without X11 or Wayland and no chosen platform.
+
+    Qt itself aborts there (SIGABRT, advising a reinstall), so we ask first. Windows and macOS
+    always have one; QT_QPA_PLATFORM (offscreen, vnc, ...) is the user's explicit choice.
+    """
+    if not platform.startswith("linux") or env.get("QT_QPA_PLATFORM"):
+        return False
+    return not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
 def launch(args: Sequence[str]) -> int:
+    if display_missing():
+        from maskdesk.app import commands
+
+        print(
+            "maskdesk: no display found to open the window; the headless commands work "
+            f"without one: maskdesk {'|'.join(commands())} ...",
+            file=sys.stderr,
+        )
+        return EXIT_NO_DISPLAY
+
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from maskdesk.core.errors import MaskdeskError

@@ -49,7 +49,7 @@ def test_a_second_run_continues_and_redo_predicts_again(
     assert _predict(folder, out) == 0
     err = capsys.readouterr().err
     assert "0 images predicted" in err
-    assert f"3 images already pre-labeled by {FIXTURE_MODEL}" in err and "--redo" in err
+    assert f"3 images already pre-labeled by {FIXTURE_MODEL}: skipped" in err and "--redo" in err
     second = json.loads(out.read_text())
     assert len(second["images"]) == 3  # the JSON still holds the folder's predictions
     assert len(second["annotations"]) == len(first["annotations"])

@@ -7,10 +7,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import io
 import os
+import pickle
 import re
 import socket
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 import pytest
 import torch
 
+from maskdesk.cli_messages import describe
 from maskdesk.core.categories import Category
 from maskdesk.core.errors import ModelError
 from maskdesk.inference import models
@@ -170,13 +174,20 @@ def test_offline_without_weights_names_file_url_path_and_alternative(
     assert f"({file_name})" in message
     assert f"https://download.pytorch.org/models/{file_name}" in message
     assert str(torch_home / "hub" / "checkpoints" / file_name) in message
-    assert "--model PATH" in message and "--offline" in message
+    assert "offline mode forbids downloading them" in message
+    # No flag in the message itself: each command adds its own for the setting named.
+    assert "--" not in message and caught.value.setting == "model"
+    assert message.endswith("or give a model file you have.")
+    assert describe(caught.value, {"model": "--model PATH"}).endswith(
+        "or give a model file you have (--model PATH)."
+    )
     assert not weights_path("coco-v2").exists()
 
 
 def test_unknown_name_lists_the_known_ones() -> None:
-    with pytest.raises(ModelError, match="coco-v1 or coco-v2"):
+    with pytest.raises(ModelError, match="coco-v1 or coco-v2") as caught:
         load_model("coco-v3", offline=True)
+    assert caught.value.setting == "model" and "--" not in str(caught.value)
 
 
 # -- downloads -------------------------------------------------------------------------------
@@ -262,7 +273,8 @@ def test_failed_download_names_file_url_path_and_alternative(
         load_model("coco-v1")
     message = str(caught.value)
     assert "HTTP 404" in message and url in message
-    assert str(weights_path("coco-v1")) in message and "--model PATH" in message
+    assert str(weights_path("coco-v1")) in message and "give a model file you have" in message
+    assert "--" not in message and caught.value.setting == "model"
     assert list(weights_path("coco-v1").parent.iterdir()) == []
 
 
@@ -309,25 +321,107 @@ def test_maskdesk_checkpoint_keeps_categories_and_input_size(tmp_path: Path) -> 
 
 
 def test_missing_file_is_a_model_error(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="does not exist"):
+    with pytest.raises(ModelError) as caught:
         load_model(str(tmp_path / "nowhere" / "model.pt"))
+    assert str(caught.value) == (
+        f"Model file {tmp_path / 'nowhere' / 'model.pt'} does not exist; check the path, "
+        "or give another file."
+    )
+    assert caught.value.setting == "model"
 
 
-def test_garbage_file_is_a_model_error_naming_it(tmp_path: Path) -> None:
-    path = tmp_path / "garbage.pt"
-    path.write_bytes(b"this is not a torch file")
-    with pytest.raises(ModelError, match="garbage.pt"):
+def _write_zip(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model/weights.npy", b"\x93NUMPY")
+
+
+def _save_pickled_model(path: Path) -> None:
+    torch.save(torch.nn.Linear(2, 2), path)  # the whole module object, not its state_dict
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "what_it_is"),
+    [
+        ("junk.bin", lambda p: p.write_bytes(os.urandom(4096)), "it is not a PyTorch file at all"),
+        (
+            "notes.txt",
+            lambda p: p.write_text("epoch 3: loss 0.41\nepoch 4: loss 0.37\n"),
+            "it is not a PyTorch file at all",
+        ),
+        ("empty.pt", lambda p: p.write_bytes(b""), "it is empty"),
+        (
+            "weights.pkl",
+            lambda p: p.write_bytes(pickle.dumps({"w": [0.1, 0.2]})),
+            "it is a Python pickle, not a PyTorch file",
+        ),
+        ("weights.zip", _write_zip, "it is a zip archive, not a PyTorch file"),
+        (
+            "cut.pt",
+            lambda p: p.write_bytes(_torch_bytes({"w": torch.zeros(1000)})[:700]),
+            "it is a PyTorch file, but damaged or cut short",
+        ),
+        (
+            "whole-model.pt",
+            _save_pickled_model,
+            "it is a PyTorch file holding Python objects, not only tensors (a whole pickled "
+            "model, perhaps), which maskdesk does not load because unpickling them can run "
+            "code; save the model's state_dict() instead",
+        ),
+        (
+            "optimizer.pt",
+            lambda p: torch.save({"epoch": 3, "lr": 0.1}, p),
+            "it is a PyTorch file without model weights: a dict of 'epoch', 'lr'",
+        ),
+        (
+            "tensor.pt",
+            lambda p: torch.save(torch.zeros(3), p),
+            "it is a PyTorch file holding a Tensor, not model weights",
+        ),
+        (
+            "other-net.pt",
+            lambda p: torch.save({"conv.weight": torch.zeros(3, 3), "fc.bias": torch.zeros(3)}, p),
+            "it is a state dict of 2 tensors, but their names match neither "
+            "maskrcnn_resnet50_fpn nor maskrcnn_resnet50_fpn_v2",
+        ),
+    ],
+)
+def test_a_file_that_is_no_model_says_what_it_is_instead(
+    tmp_path: Path, name: str, write: Any, what_it_is: str
+) -> None:
+    path = tmp_path / name
+    write(path)
+    with pytest.raises(ModelError) as caught:
         load_model(str(path))
+    message = str(caught.value)
+    assert message.startswith(
+        f"{path} is not a maskdesk checkpoint or a torchvision Mask R-CNN state dict "
+        f"({what_it_is}); "
+    )
+    # What torch raised inside (KeyError, UnpicklingError, ...) is no news to the user.
+    assert "KeyError" not in message and "Unpickling" not in message and "--" not in message
 
 
-def test_foreign_dict_is_a_model_error(tmp_path: Path) -> None:
-    path = tmp_path / "foreign.pt"
-    torch.save({"epoch": 3, "lr": 0.1}, path)
-    with pytest.raises(ModelError, match="foreign.pt.*not a maskdesk checkpoint"):
-        load_model(str(path))
-    torch.save({"conv.weight": torch.zeros(3, 3)}, path)
-    with pytest.raises(ModelError, match="keys match neither"):
-        load_model(str(path))
+def _torch_bytes(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def test_a_bad_file_in_the_weights_cache_says_to_replace_it(
+    torch_home: Path, no_network: list[object]
+) -> None:
+    cached = weights_path("coco-v1")
+    cached.parent.mkdir(parents=True)
+    cached.write_text("<html>proxy login page</html>")
+    with pytest.raises(ModelError) as caught:
+        load_model("coco-v1", offline=True)
+    assert str(caught.value) == (
+        f"{cached} is not the weights file it should be (it is not a PyTorch file at all); "
+        "delete it so that it is downloaded again, or place a good copy of "
+        f"{models._NAMED['coco-v1'].url} there."
+    )
+    # Choosing another model is not the fix here, so no flag is to be added.
+    assert caught.value.setting is None
 
 
 def test_state_dict_not_matching_its_architecture_is_a_model_error(tmp_path: Path) -> None:
