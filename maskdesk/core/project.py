@@ -32,6 +32,18 @@ from maskdesk.core.store import (
 __all__ = ["Added", "ImageRecord", "ImageStatus", "Project"]
 
 _IMAGE_COLUMNS = "id, path, width, height, status, reason, model, missing"
+_SELECT_INSTANCES = f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances"
+
+
+def _read_instances(conn: sqlite3.Connection, where: str, params: tuple) -> list[Instance]:
+    """Instances matching a WHERE clause, read inside the caller's transaction."""
+    rows = conn.execute(f"{_SELECT_INSTANCES} WHERE {where}", params).fetchall()
+    return [instance_from_row(row) for row in rows]
+
+
+# With (image_id, "model", "pending"): the image's pending predictions, or everything else.
+_PENDING = "image_id = ? AND origin = ? AND review = ?"
+_DECIDED = "image_id = ? AND NOT (origin = ? AND review = ?)"
 
 
 @dataclass(frozen=True)
@@ -280,21 +292,14 @@ class Project:
 
     def instances(self, image_id: int) -> list[Instance]:
         """The image's instances in the order they were added, ids and image id set."""
-        rows = self._store.query(
-            f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances WHERE image_id = ? "
-            "ORDER BY id",
-            (image_id,),
-        )
+        rows = self._store.query(f"{_SELECT_INSTANCES} WHERE image_id = ? ORDER BY id", (image_id,))
         if not rows:
             self.image(image_id)  # an unknown id is a ValueError, not an empty image
         return [instance_from_row(row) for row in rows]
 
     def instance(self, instance_id: int) -> Instance:
         """The stored instance with this id; ValueError if there is none."""
-        rows = self._store.query(
-            f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances WHERE id = ?",
-            (instance_id,),
-        )
+        rows = self._store.query(f"{_SELECT_INSTANCES} WHERE id = ?", (instance_id,))
         if not rows:
             raise ValueError(f"no instance with id {instance_id} in {self.store_path}")
         return instance_from_row(rows[0])
@@ -314,12 +319,13 @@ class Project:
                 raise ValueError(f"no image with id {image_id} in {self.store_path}")
             if found[0] == ImageStatus.REVIEWED.value:
                 return False
-            rows = conn.execute(
-                f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances WHERE image_id = ? "
-                "AND NOT (origin = ? AND review = ?)",
-                (image_id, Origin.MODEL.value, Review.PENDING.value),
-            ).fetchall()
-            decided = Candidates(instance_from_row(row) for row in rows)
+            decided = Candidates(
+                _read_instances(
+                    conn,
+                    _DECIDED,
+                    (image_id, Origin.MODEL.value, Review.PENDING.value),
+                )
+            )
             fresh = [new for new in instances if not decided.covering(new)]
             conn.execute(
                 "DELETE FROM instances WHERE image_id = ? AND origin = ? AND review = ?",
@@ -356,12 +362,13 @@ class Project:
             for instance in instances:
                 if instance.origin is Origin.HUMAN:
                     if pending is None:
-                        rows = conn.execute(
-                            f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances "
-                            "WHERE image_id = ? AND origin = ? AND review = ?",
-                            (image_id, Origin.MODEL.value, Review.PENDING.value),
-                        ).fetchall()
-                        pending = Candidates(instance_from_row(row) for row in rows)
+                        pending = Candidates(
+                            _read_instances(
+                                conn,
+                                _PENDING,
+                                (image_id, Origin.MODEL.value, Review.PENDING.value),
+                            )
+                        )
                     covered = pending.covering(instance, remove=True)
                     conn.executemany(
                         "DELETE FROM instances WHERE id = ?", [(c.id,) for c in covered]
@@ -381,17 +388,14 @@ class Project:
             raise ValueError("the instance has no id; add it with add_instance first")
         assignments = ", ".join(f"{c.strip()} = ?" for c in INSTANCE_COLUMNS.split(","))
         with self._edit([instance]) as conn:
-            old = conn.execute(
-                f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances WHERE id = ?",
-                (instance.id,),
-            ).fetchone()
-            if old is None:
+            old = _read_instances(conn, "id = ?", (instance.id,))
+            if not old:
                 raise ValueError(f"no instance with id {instance.id} in {self.store_path}")
             conn.execute(
                 f"UPDATE instances SET {assignments} WHERE id = ?",
                 (*instance_values(instance), instance.id),
             )
-        return instance_from_row(old)
+        return old[0]
 
     def delete_instance(self, instance_id: int) -> Instance:
         """Delete one instance; returns it, id and image id included, for an undo."""
@@ -402,14 +406,11 @@ class Project:
         with self._edit() as conn:
             gone = []
             for instance_id in instance_ids:
-                row = conn.execute(
-                    f"SELECT id, image_id, {INSTANCE_COLUMNS} FROM instances WHERE id = ?",
-                    (instance_id,),
-                ).fetchone()
-                if row is None:
+                found = _read_instances(conn, "id = ?", (instance_id,))
+                if not found:
                     raise ValueError(f"no instance with id {instance_id} in {self.store_path}")
                 conn.execute("DELETE FROM instances WHERE id = ?", (instance_id,))
-                gone.append(instance_from_row(row))
+                gone += found
         return gone
 
     def clear_predictions(
