@@ -109,10 +109,31 @@ def test_import_reports_unmatched_and_escaping_names(
 def test_info_counts_statuses_and_categories(
     labelled_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    with Project.open(labelled_folder) as project:
+        b = project.image_by_path("sub/b.png")
+        assert b is not None
+        project.set_status(b.id, ImageStatus.REVIEWED)
     assert main(["info", str(labelled_folder)]) == 0
     out = capsys.readouterr().out
-    assert "images: 2" in out
     assert str(labelled_folder / ".maskdesk") in out
+    lines = out.splitlines()
+    start = lines.index("images: 2")
+    assert lines[start + 1 : start + 5] == [
+        "  new: 1",
+        "  pre-labeled: 0",
+        "  reviewed: 1",
+        "  failed: 0",
+    ]
+    # three stored; at the default 0.5 the 0.3 square is not exported: one circle, one square
+    assert lines[start + 5 :] == [
+        "instances stored: 3 (pending 2, accepted 1, rejected 0)",
+        "exported at score >= 0.5: 2 instances on 2 images "
+        "(what `maskdesk export --score 0.5` writes)",
+        "  circle: 1",
+        "  square: 1",
+    ]
+    assert main(["info", str(labelled_folder), "--score", "0.2"]) == 0
+    assert "  square: 2" in capsys.readouterr().out.splitlines()
 
 
 def test_bad_json_is_a_message_not_a_traceback(labelled_folder: Path, tmp_path: Path) -> None:
