@@ -488,7 +488,9 @@ class Project:
     def connect_again(self) -> Project:
         """A new connection to this project for another thread (a worker): no folder rescan.
 
-        Connections are never shared between threads; close it in the thread that uses it.
+        Call it in the thread that will use the new connection (it reads only this project's
+        folder and path, never its connection); close it there too. Connections are never
+        shared between threads.
         """
         return Project(self.folder, Store(self.store_path), self.store_note)
 
