@@ -346,21 +346,24 @@ class Project:
         """Store a new instance; returned with its id and image id (see `add_instances`)."""
         return self.add_instances(image_id, [instance]).instances[0]
 
-    def add_instances(self, image_id: int, instances: Sequence[Instance]) -> Added:
+    def add_instances(
+        self, image_id: int, instances: Sequence[Instance], *, supersede: bool = True
+    ) -> Added:
         """Store new instances in one transaction; returned with their ids, together with the
         predictions they superseded.
 
         An instance that carries an id keeps it (undoing a delete restores the same id); that
         id must be free. A human instance supersedes the pending predictions it covers (same
         category, mask IoU >= 0.5): they are deleted, and returned so an undo can put them
-        back with their ids.
+        back with their ids. An undo that puts instances back passes `supersede=False`, so
+        the store returns exactly to what it was.
         """
         stored: list[Instance] = []
         superseded: list[Instance] = []
         with self._edit(instances) as conn:
             pending: Candidates | None = None
             for instance in instances:
-                if instance.origin is Origin.HUMAN:
+                if supersede and instance.origin is Origin.HUMAN:
                     if pending is None:
                         pending = Candidates(
                             _read_instances(
