@@ -17,9 +17,9 @@ from maskdesk import __version__
 from maskdesk.cli_messages import describe
 from maskdesk.cli_predict import add_predict_parser, check_output, score_value
 from maskdesk.core import images as image_io
-from maskdesk.core.coco import CocoImage, export_coco
 from maskdesk.core.coco_read import parse_coco
 from maskdesk.core.errors import MaskdeskError
+from maskdesk.core.exporting import Scope, export_project
 from maskdesk.core.importing import import_coco
 from maskdesk.core.project import Project
 
@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polygons", action="store_true", help="polygons instead of RLE")
     p.add_argument(
         "--score", type=score_value, default=0.5, help="lowest score of model instances (0.5)"
+    )
+    p.add_argument(
+        "--only",
+        choices=[s.value for s in Scope],
+        default=Scope.ALL.value,
+        help="all (default), reviewed (images marked reviewed) or accepted (instances)",
     )
     p.set_defaults(func=run_export)
 
@@ -121,27 +127,24 @@ def run_import(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if report.not_imported else EXIT_OK
 
 
-def folder_images(project: Project) -> list[CocoImage]:
-    """Every present image whose size is known, failed ones too: a later read failure does
-    not take away the work a person did on an image."""
-    return [
-        CocoImage(record.path, record.width, record.height, project.instances(record.id))
-        for record in project.images()
-        if record.width > 0 and record.height > 0
-    ]
-
-
 def run_export(args: argparse.Namespace) -> int:
     check_output(args.output)
     with Project.open(args.folder) as project:
-        coco_images = folder_images(project)
-        categories = list(project.categories)
-    data = export_coco(
-        args.output, coco_images, categories, polygons=args.polygons, min_score=args.score
-    )
+        data = export_project(
+            project,
+            args.output,
+            polygons=args.polygons,
+            min_score=args.score,
+            scope=Scope(args.only),
+        )
+    which = {
+        "all": f"instances at score >= {args.score}, accepted and human ones at any score",
+        "reviewed": f"of reviewed images only, at score >= {args.score}",
+        "accepted": "accepted instances only",
+    }[args.only]
     print(
-        f"{len(data['images'])} images, {len(data['annotations'])} annotations (instances at "
-        f"score >= {args.score}, accepted and human ones at any score) written to {args.output}",
+        f"{len(data['images'])} images, {len(data['annotations'])} annotations ({which}) "
+        f"written to {args.output}",
         file=sys.stderr,
     )
     return EXIT_OK

@@ -155,3 +155,26 @@ def test_clear_removes_pending_predictions_and_keeps_decisions(
         ("b.png", "human", "accepted"),
         ("b.png", "human", "accepted"),
     ]
+
+
+def test_export_of_reviewed_images_or_accepted_instances_only(
+    reviewed_folder: Path, tmp_path: Path
+) -> None:
+    with Project.open(reviewed_folder) as project:
+        b = project.image_by_path("b.png")
+        assert b is not None
+        project.set_status(b.id, ImageStatus.REVIEWED)
+    reviewed = tmp_path / "reviewed.json"
+    assert main(["export", str(reviewed_folder), "-o", str(reviewed), "--only", "reviewed"]) == 0
+    data = json.loads(reviewed.read_text())
+    assert [im["file_name"] for im in data["images"]] == ["b.png"]
+    assert len(data["annotations"]) == 2
+    accepted = tmp_path / "accepted.json"
+    assert main(["export", str(reviewed_folder), "-o", str(accepted), "--only", "accepted"]) == 0
+    kept = _annotations(accepted)
+    assert [im["file_name"] for im in json.loads(accepted.read_text())["images"]] == [
+        "a.png",
+        "b.png",
+        "c.png",
+    ]
+    assert {a[7] for a in kept} == {"accepted"} and len(kept) == 5  # 3 on a, 2 human on b

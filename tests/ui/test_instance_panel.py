@@ -12,9 +12,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QTableView
 
-from maskdesk.cli import folder_images
 from maskdesk.core.categories import Category
 from maskdesk.core.coco import build_coco
+from maskdesk.core.exporting import project_images
 from maskdesk.core.instances import Instance, Origin, Review
 from maskdesk.core.masks import CropMask
 from maskdesk.core.project import ImageStatus, Project
@@ -69,7 +69,7 @@ def _names(project: Project) -> dict[int, str]:
 
 
 def _exported(project: Project, score: float = 0.5) -> list[tuple]:
-    data = build_coco(folder_images(project), list(project.categories), min_score=score)
+    data = build_coco(project_images(project), list(project.categories), min_score=score)
     return sorted(
         (a["category_id"], a.get("score"), a["maskdesk"]["review"]) for a in data["annotations"]
     )
