@@ -1,0 +1,56 @@
+"""Greedy placement of instance labels so that no label covers another.
+
+Each label goes above its box if there is room, else inside the box's top when the label is
+small beside the object, else below it; a spot taken by an earlier label moves it further
+away from the box, row by row. A label with no free spot is left out rather than drawn over
+another one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from PySide6.QtCore import QRectF, QSizeF
+
+MAX_SHIFTS = 8
+
+
+def _fits(rect: QRectF, bounds: QRectF, placed: list[QRectF]) -> bool:
+    if rect.top() < bounds.top() or rect.bottom() > bounds.bottom():
+        return False
+    return not any(rect.intersects(other) for other in placed)
+
+
+def place_labels(
+    requests: Iterable[tuple[int, QRectF, QSizeF]], bounds: QRectF
+) -> dict[int, QRectF]:
+    """Rects for (key, box, label size) requests, in order: earlier ones get the best spots.
+
+    Boxes, sizes and bounds share one coordinate system (the widget's).
+    """
+    placed: list[QRectF] = []
+    result: dict[int, QRectF] = {}
+    for key, box, size in requests:
+        w, h = size.width(), size.height()
+        # Horizontally the label starts at the box's left edge, kept inside the bounds.
+        left = min(max(box.left(), bounds.left()), max(bounds.left(), bounds.right() - w))
+        inside_ok = w * h <= 0.5 * box.width() * box.height() and box.height() >= 2 * h
+        # (start top, step): above moves up, inside and below move down.
+        starts = [(box.top() - h, -h)]
+        if inside_ok:
+            starts.append((box.top(), h))
+        starts.append((box.bottom(), h))
+        for top, step in starts:
+            found = None
+            for shift in range(MAX_SHIFTS):
+                rect = QRectF(left, top + shift * step, w, h)
+                if step > 0 and inside_ok and top == box.top() and rect.bottom() > box.bottom():
+                    break  # the inside spot only moves within the box
+                if _fits(rect, bounds, placed):
+                    found = rect
+                    break
+            if found is not None:
+                placed.append(found)
+                result[key] = found
+                break
+    return result
