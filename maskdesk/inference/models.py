@@ -138,6 +138,11 @@ def looks_like_a_name(spec: str) -> bool:
 # -- named models --------------------------------------------------------------------------
 
 
+def weights_url(name: str) -> str:
+    """Where a named model's weights are downloaded from (coco-v1, coco-v2)."""
+    return _named(name).url
+
+
 def _named(name: str) -> NamedModel:
     try:
         return _NAMED[name]

@@ -1,0 +1,396 @@
+"""The inference worker: a QObject living in its own QThread that owns the loaded model and
+the worker's own project connection, runs Detect and Pre-label folder through core.prelabel,
+and reports everything (progress, stored images, errors) as signals.
+
+torch is imported only inside the worker's slots, so importing this module costs no torch.
+Only signals cross threads, except `cancel()`, a thread-safe plain method that works while
+the worker is busy. `InferenceThread` creates the thread, moves the worker, and joins it on
+close.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+
+from maskdesk.core.errors import MaskdeskError, ModelError
+from maskdesk.core.prelabel import (
+    ImageResult,
+    PrelabelReport,
+    Progress,
+    RunModel,
+    plan,
+    prelabel,
+)
+from maskdesk.core.project import ImageRecord, Project
+
+if TYPE_CHECKING:
+    from maskdesk.inference.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelFailure:
+    """Why a model did not load, for the dialog: missing weights (where to put them, where
+    to fetch them), a cancelled download, or the setting that would fix it."""
+
+    name: str
+    missing_weights: bool = False
+    url: str = ""  # where the missing weights can be downloaded from
+    path: str = ""  # where the missing weights must be placed
+    cancelled: bool = False
+    setting: str | None = None
+
+
+def summarize(report: PrelabelReport) -> str:
+    """One line for the status bar: what a Detect or Pre-label run did."""
+    parts = [
+        f"{report.stored} of {report.total} image{'s' if report.total != 1 else ''} "
+        f"pre-labeled, {report.instances} instance{'s' if report.instances != 1 else ''}"
+    ]
+    if report.failed:
+        parts.append(f"{len(report.failed)} failed")
+    if report.skipped_reviewed:
+        parts.append(f"{report.skipped_reviewed} reviewed left as they are")
+    if report.skipped_done:
+        parts.append(f"{report.skipped_done} already pre-labeled by this model")
+    if report.cancelled:
+        parts.append("cancelled")
+    return "; ".join(parts)
+
+
+class InferenceWorker(QObject):
+    """Loads a model once and predicts with it, in the thread it was moved to.
+
+    Slots take an optional `ticket` (from `ticket()`, taken when the request is queued) so
+    that `cancel()` also stops requests still waiting in the queue; without one a slot takes
+    a ticket when it starts.
+    """
+
+    modelLoaded = Signal(str, list, str)  # name, category names, note ("" or a caveat)
+    modelFailed = Signal(str, object)  # message, ModelFailure
+    # bytes done, bytes total (0: unknown); 64-bit: a weights file may pass 2 GiB
+    downloadProgress = Signal("qint64", "qint64")  # type: ignore[arg-type]
+    progress = Signal(int, int, float, float)  # done, total, images/s, seconds left or -1
+    imageStored = Signal(int)  # image id whose result (instances or failure) is stored
+    imageFailed = Signal(int, str)  # image id, reason (also stored as the image's status)
+    finished = Signal(str, object)  # summary line, PrelabelReport
+    failed = Signal(str)  # message for the user; the worker stays usable
+    busyChanged = Signal(bool)  # True when a task starts, False when it ends (any outcome)
+    closed = Signal()  # after shutdown(): connection closed, model dropped
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._issued = 0
+        self._cancelled_upto = 0
+        self._project: Project | None = None
+        self._predictor: Predictor | None = None
+        self._model_key: tuple[str, str] | None = None
+        self._note = ""
+
+    # -- thread-safe: called from any thread --------------------------------------------
+
+    def ticket(self) -> int:
+        """A number for one request; `cancel()` stops every request numbered so far."""
+        with self._lock:
+            self._issued += 1
+            return self._issued
+
+    def cancel(self) -> None:
+        """Stop the running task (within one image, or one download chunk) and every task
+        queued before this call. Thread-safe; never queued, so it works while busy."""
+        with self._lock:
+            self._cancelled_upto = self._issued
+
+    def _cancelled(self, ticket: int) -> bool:
+        with self._lock:
+            return ticket <= self._cancelled_upto
+
+    # -- slots: run in the worker thread --------------------------------------------------
+
+    @Slot(object)
+    def set_project(self, project: Project | None) -> None:
+        """Open this thread's own connection to `project` (the window's object; only its
+        folder and path are read), closing the previous one. None closes it."""
+        try:
+            self._close_project()
+            if project is not None:
+                self._project = project.connect_again()
+        except Exception as exc:
+            self._report_error("Opening the project for the worker", exc)
+
+    @Slot(str, str, bool)
+    @Slot(str, str, bool, int)
+    def load_model(self, name: str, device: str, offline: bool, ticket: int = 0) -> None:
+        """Load `name` (coco-v1, coco-v2 or a model file) on `device`; reused when the same
+        model and device are asked for again. A failure keeps the model loaded before."""
+        ticket = ticket or self.ticket()
+        self.busyChanged.emit(True)
+        try:
+            self._load_model(name, device, offline, ticket)
+        except MaskdeskError as exc:
+            self.modelFailed.emit(str(exc), self._failure(name, exc))
+        except Exception as exc:
+            log.exception("Loading the model %s failed", name)
+            self.modelFailed.emit(
+                f"Loading the model {name} failed unexpectedly ({type(exc).__name__}: {exc}).",
+                ModelFailure(name),
+            )
+        finally:
+            self.busyChanged.emit(False)
+
+    @Slot(int)
+    @Slot(int, int)
+    def detect(self, image_id: int, ticket: int = 0) -> None:
+        """Predict one image and store its result (redo: it replaces earlier predictions;
+        a reviewed image is left as it is)."""
+        ticket = ticket or self.ticket()
+
+        def one_image(project: Project) -> list[ImageRecord]:
+            return [project.image(image_id)]
+
+        self._task("Detect", ticket, redo=True, select=one_image)
+
+    @Slot(bool)
+    @Slot(bool, int)
+    def prelabel_folder(self, redo: bool, ticket: int = 0) -> None:
+        """Pre-label every image not reviewed; without `redo`, images this model already
+        did are skipped, so a second run continues where the first stopped."""
+        ticket = ticket or self.ticket()
+        self._task("Pre-label folder", ticket, redo=redo, select=None)
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Close the connection and drop the model in this thread, then end the thread."""
+        try:
+            self._close_project()
+        except Exception:
+            log.exception("Closing the worker's project connection failed")
+        self._predictor = None
+        self._model_key = None
+        self.closed.emit()
+
+    # -- inside the worker thread ---------------------------------------------------------
+
+    def _load_model(self, name: str, device: str, offline: bool, ticket: int) -> None:
+        if self._model_key == (name, device) and self._predictor is not None:
+            self.modelLoaded.emit(
+                self._predictor.model_name, [c.name for c in self._predictor.categories], self._note
+            )
+            return
+        if self._cancelled(ticket):
+            raise ModelError(f"Loading the model {name} was cancelled.")
+        # torch is imported here, in the worker thread, the first time a model is needed.
+        from maskdesk.inference.models import load_model
+        from maskdesk.inference.predictor import Predictor
+
+        def on_bytes(done: int, total: int) -> bool:
+            self.downloadProgress.emit(done, total)
+            return not self._cancelled(ticket)
+
+        loaded = load_model(name, offline=offline, progress=on_bytes)
+        predictor = Predictor(loaded, device=device)
+        self._predictor, self._model_key, self._note = predictor, (name, device), loaded.note
+        self.modelLoaded.emit(
+            predictor.model_name, [c.name for c in predictor.categories], loaded.note
+        )
+
+    def _failure(self, name: str, exc: MaskdeskError) -> ModelFailure:
+        from maskdesk.inference import models
+
+        cancelled = isinstance(exc, models.DownloadCancelled)
+        if name in models.MODEL_NAMES:
+            path = models.weights_path(name)
+            if not path.is_file():
+                return ModelFailure(
+                    name,
+                    missing_weights=True,
+                    url=models.weights_url(name),
+                    path=str(path),
+                    cancelled=cancelled,
+                    setting=exc.setting,
+                )
+        return ModelFailure(name, cancelled=cancelled, setting=exc.setting)
+
+    def _task(
+        self,
+        what: str,
+        ticket: int,
+        *,
+        redo: bool,
+        select: Callable[[Project], Sequence[ImageRecord]] | None,
+    ) -> None:
+        self.busyChanged.emit(True)
+        try:
+            self._predict(ticket, redo=redo, select=select)
+        except Exception as exc:
+            self._report_error(what, exc)
+        finally:
+            self.busyChanged.emit(False)
+
+    def _predict(
+        self,
+        ticket: int,
+        *,
+        redo: bool,
+        select: Callable[[Project], Sequence[ImageRecord]] | None,
+    ) -> None:
+        project, predictor = self._project, self._predictor
+        if project is None:
+            raise MaskdeskError("No folder is open: open a folder of images first.")
+        if predictor is None:
+            raise ModelError("No model is loaded: choose one in the Model menu first.")
+        name = predictor.model_name
+        skips = PrelabelReport()
+        candidates = select(project) if select is not None else None
+        todo = plan(project, name, redo=redo, images=candidates, report=skips)
+        if self._cancelled(ticket):
+            report = PrelabelReport(total=len(todo), cancelled=True)
+        else:
+            self.progress.emit(0, len(todo), 0.0, -1.0)
+            report = prelabel(
+                project,
+                name,
+                predictor.categories,
+                self._runner(predictor),
+                redo=True,  # planned above; plan again would skip nothing more
+                images=todo,
+                progress=self._on_progress,
+                cancel=lambda: self._cancelled(ticket),
+                on_result=self._on_result,
+            )
+        report.skipped_reviewed += skips.skipped_reviewed
+        report.skipped_done += skips.skipped_done
+        self.finished.emit(summarize(report), report)
+
+    @staticmethod
+    def _runner(predictor: Predictor) -> RunModel:
+        from maskdesk.inference.predictor import predict_files
+
+        def run(paths: Sequence[Path], cancel: Callable[[], bool]) -> Iterable[ImageResult]:
+            return predict_files(predictor, paths, cancel=cancel)
+
+        return run
+
+    def _on_progress(self, step: Progress) -> None:
+        left = step.seconds_left
+        self.progress.emit(step.done, step.total, step.images_per_s, -1.0 if left is None else left)
+
+    def _on_result(self, record: ImageRecord, result: ImageResult) -> None:
+        if result.instances is None:
+            self.imageFailed.emit(record.id, str(result.error) or type(result.error).__name__)
+        self.imageStored.emit(record.id)
+
+    def _report_error(self, what: str, exc: Exception) -> None:
+        if isinstance(exc, MaskdeskError):
+            self.failed.emit(str(exc))
+        else:
+            log.exception("%s failed", what)
+            self.failed.emit(f"{what} failed unexpectedly ({type(exc).__name__}: {exc}).")
+
+    def _close_project(self) -> None:
+        project, self._project = self._project, None
+        if project is not None:
+            project.close()
+
+
+_REPEATED = (
+    "modelLoaded",
+    "modelFailed",
+    "downloadProgress",
+    "progress",
+    "imageStored",
+    "imageFailed",
+    "finished",
+    "failed",
+    "busyChanged",
+)
+
+
+class InferenceThread(QObject):
+    """Owns the worker's QThread: starts it, queues requests to the worker, cancels, and
+    joins it on `close()` (also called when the application is about to quit).
+
+    It repeats the worker's signals from the thread it lives in (the UI thread), so anything
+    connected to them, a lambda included, runs there: connect to these, not to the worker's.
+    """
+
+    modelLoaded = Signal(str, list, str)
+    modelFailed = Signal(str, object)
+    downloadProgress = Signal("qint64", "qint64")  # type: ignore[arg-type]
+    progress = Signal(int, int, float, float)
+    imageStored = Signal(int)
+    imageFailed = Signal(int, str)
+    finished = Signal(str, object)
+    failed = Signal(str)
+    busyChanged = Signal(bool)
+
+    _setProject = Signal(object)
+    _loadModel = Signal(str, str, bool, int)
+    _detect = Signal(int, int)
+    _prelabel = Signal(bool, int)
+    _shutdown = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.worker = InferenceWorker()
+        # No Qt parent: a parent deleting a running QThread would abort the process.
+        self._thread = QThread()
+        self._thread.setObjectName("maskdeskInference")
+        self.worker.moveToThread(self._thread)
+        self._setProject.connect(self.worker.set_project)
+        self._loadModel.connect(self.worker.load_model)
+        self._detect.connect(self.worker.detect)
+        self._prelabel.connect(self.worker.prelabel_folder)
+        self._shutdown.connect(self.worker.shutdown)
+        for name in _REPEATED:
+            # Queued: this object lives in the UI thread, the worker's signals come from its own.
+            getattr(self.worker, name).connect(getattr(self, name))
+        # Direct: quit() is thread-safe and must come after shutdown() ran in the worker.
+        self.worker.closed.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.close)
+        self._thread.start()
+
+    @property
+    def thread_handle(self) -> QThread:
+        return self._thread
+
+    def set_project(self, project: Project | None) -> None:
+        self._setProject.emit(project)
+
+    def load_model(self, name: str, device: str = "auto", offline: bool = False) -> None:
+        self._loadModel.emit(name, device, offline, self.worker.ticket())
+
+    def detect(self, image_id: int) -> None:
+        self._detect.emit(image_id, self.worker.ticket())
+
+    def prelabel_folder(self, redo: bool = False) -> None:
+        self._prelabel.emit(redo, self.worker.ticket())
+
+    def cancel(self) -> None:
+        self.worker.cancel()
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    def close(self, timeout_ms: int = -1) -> bool:
+        """Cancel everything, let the worker close its connection in its thread, and join
+        it. Returns whether the thread ended (always True without a timeout)."""
+        if not self._thread.isRunning():
+            return True
+        self.worker.cancel()
+        self._shutdown.emit()  # queued after the (cancelled) requests before it
+        ended = self._thread.wait() if timeout_ms < 0 else self._thread.wait(timeout_ms)
+        if not ended:
+            log.warning("The inference thread did not end within %d ms", timeout_ms)
+        return bool(ended)
