@@ -35,17 +35,21 @@ def launch(args: Sequence[str]) -> int:
 
     from PySide6.QtWidgets import QApplication, QMessageBox
 
-    from maskdesk.core.errors import MaskdeskError
     from maskdesk.ui.main_window import MainWindow
+    from maskdesk.ui.menus import open_folder
+    from maskdesk.ui.safety import install_excepthook, install_sigint
 
     folder = Path(args[0]) if args else SAMPLES
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("maskdesk")
     app.setOrganizationName("maskdesk")
     window = MainWindow()
+    def show(text: str) -> None:
+        QMessageBox.critical(window, "maskdesk", text)
+
+    install_excepthook(show)
+    install_sigint(app)
     window.show()
-    try:
-        window.open_folder(folder)
-    except MaskdeskError as exc:
-        QMessageBox.warning(window, "maskdesk", str(exc))
+    app.processEvents()  # the window is on screen before the folder is read
+    open_folder(window, folder)
     return int(app.exec())

@@ -1,85 +1,547 @@
-"""The review window: images of the open folder on the left, the picture with its masks."""
+"""The review window: composition and wiring only.
+
+Left, the image browser; centre, the canvas; right, the instances panel with the score and
+opacity sliders. Every edit is an undoable command that stores at once; the model runs on the
+inference thread; another program writing the project (a `maskdesk predict` beside the
+window) is noticed through the store's change counter and shown without losing the selection.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QSettings,
+    Qt,
+    QTimer,
+)
+from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
+    QLineEdit,
+    QListView,
     QMainWindow,
-    QScrollArea,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QSlider,
     QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
 )
 
 from maskdesk.core.errors import MaskdeskError
 from maskdesk.core.images import load_rgb
-from maskdesk.core.project import ImageRecord, Project
-from maskdesk.core.render import render_overlay
+from maskdesk.core.instances import Instance, Review
+from maskdesk.core.project import ImageStatus, Project
+from maskdesk.ui.actions import make_actions
+from maskdesk.ui.canvas import Canvas
+from maskdesk.ui.commands import (
+    DeleteInstances,
+    SetImageStatus,
+    UndoStacks,
+    relabel,
+    review,
+    set_visible,
+)
+from maskdesk.ui.image_list_model import (
+    ImageFilterProxyModel,
+    ImageIdRole,
+    ImageListModel,
+    configure_view,
+)
+from maskdesk.ui.instance_model import (
+    CLASS,
+    SCORE,
+    ClassEditor,
+    InstanceIdRole,
+    InstanceProxy,
+    InstanceTableModel,
+    color_of,
+)
+from maskdesk.ui.menus import build_menus, file_actions
+from maskdesk.ui.workers import InferenceThread
 
-EXPORT_SCORE = 0.5
+DEFAULT_SCORE = 0.5
+WATCH_MS = 1000  # how often the window looks for writes by other programs
 
 
-def to_qimage(rgb: np.ndarray) -> QImage:
-    """A QImage that owns a copy of the pixels (the array may go away)."""
-    height, width, _ = rgb.shape
-    return QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+def _slider(name: str, value: int, tip: str) -> QSlider:
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setObjectName(name)
+    slider.setRange(0, 100)
+    slider.setValue(value)
+    slider.setToolTip(tip)
+    return slider
 
 
 class MainWindow(QMainWindow):
-    """Composition only: the project lives in core, pictures come from core.render."""
+    """Composition only: the project lives in core, the model on the inference thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
+        self.setObjectName("mainWindow")
         self.setWindowTitle("maskdesk")
-        self.resize(1100, 720)
+        self.resize(1280, 800)
+        self.settings = settings or QSettings()
         self.project: Project | None = None
-        self.image_list = QListWidget()
-        self.image_list.currentItemChanged.connect(self._show_current)
-        self.picture = QLabel("Open a folder of images")
-        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        scroll = QScrollArea()
-        scroll.setWidget(self.picture)
-        scroll.setWidgetResizable(True)
-        splitter = QSplitter()
-        splitter.addWidget(self.image_list)
-        splitter.addWidget(scroll)
-        splitter.setSizes([260, 840])
-        self.setCentralWidget(splitter)
+        self.image_id: int | None = None
+        self.model_name = str(self.settings.value("model", "coco-v1"))
+        self._model_ready: str | None = None
+        self._after_load: list[tuple[str, object]] = []
+        self.undo = UndoStacks(self)
+        self.acts = make_actions(self)
+        self.recent_menu = QMenu(self)  # replaced by the File menu's own
+        self.recent_models_menu = QMenu(self)
+        self._build_widgets()
+        build_menus(self)
+        self.inference = InferenceThread(self)
+        self._connect()
+        self._watch = QTimer(self)
+        self._watch.timeout.connect(self.look_for_changes)
+        self._watch.start(WATCH_MS)
+        self._restore_settings()
 
-    def open_folder(self, folder: Path) -> None:
+    # -- building --------------------------------------------------------------------------
+
+    def _build_widgets(self) -> None:
+        self.image_model: ImageListModel | None = None
+        self.image_proxy = ImageFilterProxyModel(self)
+        self.image_list = QListView()
+        self.image_list.setObjectName("imageList")
+        configure_view(self.image_list)
+        self.image_list.setModel(self.image_proxy)
+        self.status_filter = QComboBox()
+        self.status_filter.setObjectName("statusFilter")
+        self.status_filter.addItems(["All images", *[s.value for s in ImageStatus]])
+        self.name_filter = QLineEdit()
+        self.name_filter.setObjectName("nameFilter")
+        self.name_filter.setPlaceholderText("Filter by name")
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.status_filter)
+        left_layout.addWidget(self.name_filter)
+        left_layout.addWidget(self.image_list)
+
+        self.canvas = Canvas()
+        self.canvas.set_message("Open a folder of images (Ctrl+O)")
+
+        self.instance_model = InstanceTableModel(self)
+        self.instance_proxy = InstanceProxy(self)
+        self.instance_proxy.setSourceModel(self.instance_model)
+        self.instance_table = QTableView()
+        self.instance_table.setObjectName("instanceTable")
+        self.instance_table.setModel(self.instance_proxy)
+        self.instance_table.setSortingEnabled(True)
+        self.instance_table.sortByColumn(SCORE, Qt.SortOrder.DescendingOrder)
+        self.instance_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.instance_table.verticalHeader().hide()
+        self.class_editor = ClassEditor(parent=self)
+        self.instance_table.setItemDelegateForColumn(CLASS, self.class_editor)
+        self.score_slider = _slider("scoreSlider", 50, "Hide instances below this score")
+        self.opacity_slider = _slider("opacitySlider", 50, "Mask opacity")
+        self.score_label = QLabel()
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.instance_table)
+        for label, slider in (
+            (self.score_label, self.score_slider),
+            (QLabel("Opacity"), self.opacity_slider),
+        ):
+            row = QHBoxLayout()
+            row.addWidget(label)
+            row.addWidget(slider)
+            right_layout.addLayout(row)
+
+        self.splitter = QSplitter()
+        self.splitter.setObjectName("mainSplitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.canvas)
+        self.splitter.addWidget(right)
+        self.splitter.setSizes([260, 720, 300])
+        self.setCentralWidget(self.splitter)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("progressBar")
+        self.progress.setMaximumWidth(200)
+        self.progress.hide()
+        self.statusBar().addPermanentWidget(self.progress)
+        self._score_changed(self.score_slider.value())
+
+    def _connect(self) -> None:
+        a = self.acts
+        a["actionQuit"].triggered.connect(self.close)
+        a["actionUndo"].triggered.connect(lambda: self.undo.group.undo())
+        a["actionRedo"].triggered.connect(lambda: self.undo.group.redo())
+        self.undo.group.canUndoChanged.connect(a["actionUndo"].setEnabled)
+        self.undo.group.canRedoChanged.connect(a["actionRedo"].setEnabled)
+        a["actionDeleteInstance"].triggered.connect(self.delete_selected)
+        a["actionToggleInstance"].triggered.connect(self.toggle_selected)
+        a["actionAcceptInstance"].triggered.connect(lambda: self.review_selected(Review.ACCEPTED))
+        a["actionRejectInstance"].triggered.connect(lambda: self.review_selected(Review.REJECTED))
+        a["actionAcceptAll"].triggered.connect(self.accept_all_shown)
+        a["actionRelabelInstance"].triggered.connect(self.relabel_selected)
+        a["actionMarkReviewed"].triggered.connect(self.mark_reviewed_and_next)
+        a["actionNextImage"].triggered.connect(lambda: self.step_image(1))
+        a["actionPreviousImage"].triggered.connect(lambda: self.step_image(-1))
+        a["actionNextUnreviewed"].triggered.connect(self.next_unreviewed)
+        a["actionFit"].triggered.connect(self.canvas.fit)
+        a["actionActualSize"].triggered.connect(self.canvas.actual_size)
+        a["actionDetect"].triggered.connect(self.detect)
+        a["actionPrelabelFolder"].triggered.connect(self.prelabel_folder)
+        a["actionCancel"].triggered.connect(self.inference.cancel)
+        a["actionCancel"].setEnabled(False)
+        file_actions(self)
+
+        self.score_slider.valueChanged.connect(self._score_changed)
+        self.opacity_slider.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100))
+        self.status_filter.currentTextChanged.connect(self._filter_changed)
+        self.name_filter.textChanged.connect(self.image_proxy.set_name_filter)
+        self.instance_model.visibilityRequested.connect(
+            lambda iid, on: self._push(set_visible, [iid], on)
+        )
+        self.instance_model.relabelRequested.connect(
+            lambda iid, name: self._push(relabel, [iid], name)
+        )
+        self.instance_table.selectionModel().selectionChanged.connect(self._table_selection)
+        self.canvas.selectionChanged.connect(self._canvas_selection)
+
+        w = self.inference
+        w.modelLoaded.connect(self._model_loaded)
+        w.modelFailed.connect(self._model_failed)
+        w.progress.connect(self._progress)
+        w.imageStored.connect(self._image_stored)
+        w.finished.connect(self._finished)
+        w.failed.connect(self._worker_failed)
+        w.busyChanged.connect(self._busy)
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)
+
+    # -- folder and image ------------------------------------------------------------------
+
+    def open_folder(self, folder: Path | str) -> None:
+        """Open (or create) the folder's project and show its first image."""
+        project = Project.open(folder)
         if self.project is not None:
             self.project.close()
-        self.project = Project.open(folder)
-        self.setWindowTitle(f"maskdesk — {self.project.folder}")
-        self.image_list.clear()
-        for record in self.project.images():
-            item = QListWidgetItem(f"{record.path}  [{record.status.value}]")
-            item.setData(Qt.ItemDataRole.UserRole, record.id)
-            self.image_list.addItem(item)
-        note = self.project.store_note or f"Project: {self.project.store_path}"
-        self.statusBar().showMessage(note)
-        if self.image_list.count():
-            self.image_list.setCurrentRow(0)
+        self.project = project
+        self.undo.clear()
+        self.image_id = None
+        self.image_model = ImageListModel.from_project(project, parent=self)
+        self.image_proxy.setSourceModel(self.image_model)
+        self.image_model.fetchMore(QModelIndex())  # the first rows, without waiting for a paint
+        self.image_list.selectionModel().currentChanged.connect(self._current_image_changed)
+        self.inference.set_project(project)
+        self.setWindowTitle(f"maskdesk — {project.folder}")
+        self.statusBar().showMessage(project.store_note or f"Project: {project.store_path}")
+        self._remember_folder(project.folder)
+        self.project.changed()  # what is stored now is what is shown
+        last = self.settings.value(f"lastImage/{project.folder}")
+        if last is not None and self.show_image(int(last)):
+            return
+        if self.image_proxy.rowCount():
+            self.image_list.setCurrentIndex(self.image_proxy.index(0, 0))
 
-    def _show_current(self, item: QListWidgetItem | None) -> None:
-        if item is None or self.project is None:
+    def show_image(self, image_id: int) -> bool:
+        """Select an image in the browser (which shows it); False when it is not listed."""
+        if self.image_model is None:
+            return False
+        source = self.image_model.index_of(image_id)
+        if not source.isValid():
+            return False
+        index = self.image_proxy.mapFromSource(source)
+        if not index.isValid():
+            return False
+        self.image_list.setCurrentIndex(index)
+        return True
+
+    def _current_image_changed(self, current, previous) -> None:  # noqa: ANN001
+        if not current.isValid() or self.project is None:
             return
-        record: ImageRecord = self.project.image(int(item.data(Qt.ItemDataRole.UserRole)))
-        instances = self.project.instances(record.id)
+        self.image_id = int(current.data(ImageIdRole))
+        self.undo.activate(self.image_id)
+        self.settings.setValue(f"lastImage/{self.project.folder}", self.image_id)
+        record = self.project.image(self.image_id)
         try:
-            pixels = load_rgb(self.project.absolute_path(record))
+            self.canvas.set_image(load_rgb(self.project.absolute_path(record)))
         except MaskdeskError as exc:
-            self.picture.setText(str(exc))
+            self.canvas.set_image(None)
+            self.canvas.set_message(str(exc))
+        self.refresh_instances(reset=True)
+
+    def refresh_instances(self, reset: bool = False) -> None:
+        """Show the current image's stored instances in the table and on the canvas."""
+        if self.project is None or self.image_id is None:
             return
-        rgb = render_overlay(pixels, instances, self.project.categories, min_score=EXPORT_SCORE)
-        self.picture.setPixmap(QPixmap.fromImage(to_qimage(rgb)))
-        shown = sum(1 for i in instances if i.exported(EXPORT_SCORE))
+        instances = self.project.instances(self.image_id)
+        names = {c.id: c.name for c in self.project.categories}
+        self.class_editor.names = sorted(names.values())
+        selected = self.canvas.selection()
+        if reset:
+            self.instance_model.set_instances(instances, names)
+        else:
+            self.instance_model.update_instances(instances, names)
+        self.canvas.set_instances(instances, names, {i.id: color_of(i) for i in instances if i.id})
+        self._select_ids([i for i in selected if any(x.id == i for x in instances)])
+        record = self.project.image(self.image_id)
+        shown = sum(1 for i in instances if i.exported(self.min_score))
         self.statusBar().showMessage(
-            f"{record.path}: {record.width}x{record.height}, {shown} instances, "
-            f"{record.status.value}"
+            f"{record.path}: {record.width}x{record.height}, {shown} of {len(instances)} "
+            f"instances shown at score >= {self.min_score:.2f}, {record.status.value}"
+            + (f" ({record.reason})" if record.reason else "")
         )
+
+    def refresh_images(self) -> None:
+        if self.project is not None and self.image_model is not None:
+            self.image_model.refresh(self.project.images())
+
+    def look_for_changes(self) -> None:
+        """Another connection (the worker, a CLI beside the window) wrote: show it."""
+        if self.project is not None and self.project.changed():
+            self.refresh_images()
+            self.refresh_instances()
+
+    # -- selection shared by the table and the canvas ---------------------------------------
+
+    def selected_instances(self) -> list[Instance]:
+        if self.project is None:
+            return []
+        ids = set(self.canvas.selection())
+        return [i for i in self.instance_model.instances() if i.id in ids]
+
+    def _select_ids(self, ids: list[int]) -> None:
+        self.canvas.set_selection(ids)
+        table = self.instance_table.selectionModel()
+        table.blockSignals(True)
+        table.clearSelection()
+        flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+        for iid in ids:
+            row = self.instance_model.row_of(iid)
+            if row >= 0:
+                index = self.instance_proxy.mapFromSource(self.instance_model.index(row, 0))
+                if index.isValid():
+                    table.select(index, flags)
+        table.blockSignals(False)
+        self.instance_table.viewport().update()
+
+    def _table_selection(self, *args: object) -> None:
+        rows = self.instance_table.selectionModel().selectedRows()
+        self.canvas.set_selection([int(r.data(InstanceIdRole)) for r in rows])
+
+    def _canvas_selection(self, ids: list[int]) -> None:
+        self._select_ids(list(ids))
+
+    # -- edits (each one undoable, stored at once) ------------------------------------------
+
+    def _notify(self, image_id: int) -> None:
+        if image_id == self.image_id:
+            self.refresh_instances()
+        self.refresh_images()
+
+    def _push(self, make, ids_or_instances, *args) -> None:  # noqa: ANN001
+        if self.project is None or self.image_id is None:
+            return
+        instances = [
+            self.project.instance(i) if isinstance(i, int) else i for i in ids_or_instances
+        ]
+        if instances:
+            self.undo.push(self.image_id, make(self.project, instances, *args, self._notify))
+
+    def delete_selected(self) -> None:
+        chosen = self.selected_instances()
+        if chosen and self.project is not None and self.image_id is not None:
+            self.undo.push(self.image_id, DeleteInstances(self.project, chosen, self._notify))
+
+    def toggle_selected(self) -> None:
+        chosen = self.selected_instances()
+        if chosen:
+            self._push(set_visible, chosen, not chosen[0].visible)
+
+    def review_selected(self, state: Review) -> None:
+        self._push(review, self.selected_instances(), state)
+
+    def accept_all_shown(self) -> None:
+        shown = [
+            i
+            for i in self.instance_model.instances()
+            if i.exported(self.min_score) and i.review is not Review.ACCEPTED
+        ]
+        self._push(review, shown, Review.ACCEPTED)
+
+    def relabel_selected(self) -> None:
+        rows = self.instance_table.selectionModel().selectedRows()
+        if rows:
+            self.instance_table.edit(rows[0].siblingAtColumn(CLASS))
+
+    def mark_reviewed_and_next(self) -> None:
+        if self.project is None or self.image_id is None:
+            return
+        command = SetImageStatus(self.project, self.image_id, ImageStatus.REVIEWED, self._notify)
+        self.undo.push(self.image_id, command)
+        self.next_unreviewed()
+
+    def step_image(self, step: int) -> None:
+        row = self.image_list.currentIndex().row() + step
+        if 0 <= row < self.image_proxy.rowCount():
+            self.image_list.setCurrentIndex(self.image_proxy.index(row, 0))
+
+    def next_unreviewed(self) -> None:
+        if self.image_model is None:
+            return
+        self.image_model.fetch_all()
+        start = self.image_list.currentIndex().row()
+        rows = self.image_proxy.rowCount()
+        for offset in range(1, rows + 1):
+            index = self.image_proxy.index((start + offset) % rows, 0)
+            record = self.image_model.record(self.image_proxy.mapToSource(index).row())
+            if record.status is not ImageStatus.REVIEWED:
+                self.image_list.setCurrentIndex(index)
+                return
+        self.statusBar().showMessage("Every image is reviewed.")
+
+    # -- score threshold, filters --------------------------------------------------------------
+
+    @property
+    def min_score(self) -> float:
+        return self.score_slider.value() / 100
+
+    def _score_changed(self, value: int) -> None:
+        self.score_label.setText(f"Score ≥ {value / 100:.2f}")
+        self.instance_proxy.set_min_score(value / 100)
+        self.canvas.set_min_score(value / 100)
+
+    def _filter_changed(self, text: str) -> None:
+        statuses = None if text == "All images" else {ImageStatus(text)}
+        self.image_proxy.set_statuses(statuses)
+
+    # -- the model on the inference thread -------------------------------------------------------
+
+    def choose_model(self, name: str) -> None:
+        self.model_name = name
+        self.settings.setValue("model", name)
+        self._model_ready = None
+
+    def _with_model(self, task: str, arg: object) -> None:
+        if self.project is None:
+            return
+        if self._model_ready == self.model_name:
+            self._run(task, arg)
+            return
+        self._after_load.append((task, arg))
+        self.statusBar().showMessage(f"Loading the model {self.model_name}...")
+        self.inference.load_model(self.model_name, str(self.settings.value("device", "auto")))
+
+    def _run(self, task: str, arg: object) -> None:
+        if task == "detect":
+            self.inference.detect(int(arg))  # type: ignore[call-overload]
+        else:
+            self.inference.prelabel_folder(bool(arg))
+
+    def detect(self) -> None:
+        if self.image_id is not None:
+            self._with_model("detect", self.image_id)
+
+    def prelabel_folder(self) -> None:
+        self._with_model("prelabel", False)
+
+    def _model_loaded(self, name: str, categories: list, note: str) -> None:
+        self._model_ready = self.model_name
+        self.statusBar().showMessage(f"Model {name}: {len(categories)} classes. {note}".strip())
+        pending, self._after_load = self._after_load, []
+        for task, arg in pending:
+            self._run(task, arg)
+
+    def _model_failed(self, message: str, failure: object) -> None:
+        from maskdesk.ui.menus import model_failed
+
+        self._after_load.clear()
+        model_failed(self, message, failure)
+
+    def _progress(self, done: int, total: int, rate: float, left: float) -> None:
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+        eta = f", {left:.0f} s left" if left >= 0 else ""
+        self.statusBar().showMessage(f"Pre-labeling: {done} / {total}, {rate:.2f} images/s{eta}")
+
+    def _image_stored(self, image_id: int) -> None:
+        if self.project is not None:
+            self.project.changed()  # shown now; the watch need not repeat it
+        self.refresh_images()
+        if image_id == self.image_id:
+            self.refresh_instances()
+
+    def _finished(self, summary: str, report: object) -> None:
+        self.statusBar().showMessage(summary)
+
+    def _worker_failed(self, message: str) -> None:
+        QMessageBox.warning(self, "maskdesk", message)
+
+    def _busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.acts["actionCancel"].setEnabled(busy)
+        self.acts["actionPrelabelFolder"].setEnabled(not busy)
+        self.acts["actionDetect"].setEnabled(not busy)
+
+    # -- keys, settings, closing ----------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """H held hides every mask; the key comes and goes, so actions cannot do it."""
+        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and self.isActiveWindow():
+            key = event
+            assert isinstance(key, QKeyEvent)
+            if (
+                key.key() == Qt.Key.Key_H
+                and not key.isAutoRepeat()
+                and not key.modifiers()
+                and not isinstance(self.focusWidget(), QLineEdit)
+            ):
+                self.canvas.set_masks_hidden(event.type() == QEvent.Type.KeyPress)
+                return True
+        return super().eventFilter(watched, event)
+
+    def _remember_folder(self, folder: Path) -> None:
+        recent = [str(folder)] + [f for f in self.setting_list("recentFolders") if f != str(folder)]
+        self.settings.setValue("recentFolders", recent[:10])
+
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.settings.value("splitter")
+        if state is not None:
+            self.splitter.restoreState(state)
+        self.score_slider.setValue(self.setting_int("score", 50))
+        self.opacity_slider.setValue(self.setting_int("opacity", 50))
+
+    def setting_list(self, key: str) -> list[str]:
+        value = self.settings.value(key, [])
+        return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+    def setting_int(self, key: str, default: int) -> int:
+        try:
+            return int(str(self.settings.value(key, default)))
+        except ValueError:
+            return default
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("splitter", self.splitter.saveState())
+        self.settings.setValue("score", self.score_slider.value())
+        self.settings.setValue("opacity", self.opacity_slider.value())
+        self.inference.close()
+        if self.project is not None:
+            self.project.close()
+            self.project = None
+        super().closeEvent(event)

@@ -1,17 +1,41 @@
-"""The window as a user sees it: rows in the image list, masks on the picture."""
+"""The review window as a person uses it: real folders, the fixture model on its thread, a real
+project store; assertions on rows, canvas pixels, the store and exported COCO files."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
+from PySide6.QtCore import QPointF, QSettings
+from PySide6.QtWidgets import QListView, QSlider, QTableView
 
 from maskdesk.core.categories import Category
-from maskdesk.core.instances import Instance
+from maskdesk.core.coco import build_coco
+from maskdesk.core.exporting import project_images
+from maskdesk.core.instances import Instance, Review
 from maskdesk.core.masks import CropMask
-from maskdesk.core.project import Project
+from maskdesk.core.project import ImageStatus, Project
+from maskdesk.ui.canvas import Canvas
 from maskdesk.ui.main_window import MainWindow
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE_MODEL = REPO / "tests" / "fixtures" / "shapes-tiny.pt"
+WAIT_MS = 120_000  # a loaded 2-core machine
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("model", str(FIXTURE_MODEL))
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    yield window
+    window.close()
 
 
 def _grey_folder(tmp_path: Path) -> Path:
@@ -31,22 +55,196 @@ def _grey_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def test_window_lists_images_and_paints_masks(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    window = MainWindow()
-    qtbot.addWidget(window)
+def _shapes(tmp_path: Path, count: int) -> Path:
+    from maskdesk.datasets.shapes import main as shapes_main
+
+    shapes_main([str(tmp_path / "set"), "--count", str(count), "--seed", "3", "--size", "96"])
+    return tmp_path / "set" / "images"
+
+
+def _pixel(canvas: Canvas, x: float, y: float) -> tuple[int, int, int]:
+    point = canvas.image_to_widget(QPointF(x, y))
+    color = canvas.grab().toImage().pixelColor(int(point.x()), int(point.y()))
+    return (color.red(), color.green(), color.blue())
+
+
+def _table_rows(window: MainWindow) -> list[tuple[str, str]]:
+    table = window.findChild(QTableView, "instanceTable")
+    model = table.model()
+    return [(model.index(r, 2).data(), model.index(r, 3).data()) for r in range(model.rowCount())]
+
+
+def test_the_window_lists_images_and_paints_masks(window: MainWindow, tmp_path: Path) -> None:
     window.open_folder(_grey_folder(tmp_path))
-    rows = [window.image_list.item(i).text() for i in range(window.image_list.count())]
-    assert [r.split()[0] for r in rows] == ["img2.png", "img10.png", "sub/img2.png"]
+    view = window.findChild(QListView, "imageList")
+    names = [view.model().index(r, 0).data() for r in range(view.model().rowCount())]
+    assert names == ["img2.png", "img10.png", "sub/img2.png"]
+    assert window.image_id is not None
+    canvas = window.findChild(Canvas, "canvas")
+    assert _pixel(canvas, 5, 55) == (128, 128, 128)
+    assert _pixel(canvas, 40, 30) != (128, 128, 128)  # inside the square
+    assert _table_rows(window) == [("square", "0.90")]
+    window.acts["actionNextImage"].trigger()
+    assert _table_rows(window) == []
+    assert _pixel(canvas, 40, 30) == (128, 128, 128)
 
-    window.image_list.setCurrentRow(0)
-    picture = window.picture.pixmap().toImage()
-    assert (picture.width(), picture.height()) == (80, 60)
-    inside = picture.pixelColor(40, 30)  # centre of the 10x10 square at (35, 25)
-    outside = picture.pixelColor(5, 55)
-    assert (outside.red(), outside.green(), outside.blue()) == (128, 128, 128)
-    assert (inside.red(), inside.green(), inside.blue()) != (128, 128, 128)
-    assert "1 instances" in window.statusBar().currentMessage()
 
-    window.image_list.setCurrentRow(1)
-    plain = window.picture.pixmap().toImage().pixelColor(40, 30)
-    assert (plain.red(), plain.green(), plain.blue()) == (128, 128, 128)
+def test_detect_fills_the_table_and_paints_each_instance(
+    window: MainWindow, qtbot, tmp_path: Path
+) -> None:
+    folder = _shapes(tmp_path, 2)
+    window.open_folder(folder)
+    assert _table_rows(window) == []
+    with qtbot.waitSignal(window.inference.finished, timeout=WAIT_MS):
+        window.acts["actionDetect"].trigger()
+    qtbot.waitUntil(lambda: len(_table_rows(window)) > 0, timeout=WAIT_MS)
+    assert window.project is not None and window.image_id is not None
+    stored = [i for i in window.project.instances(window.image_id) if i.exported(0.5)]
+    assert len(_table_rows(window)) == len(stored) > 0
+    canvas = window.canvas
+    inst = max(stored, key=lambda i: i.mask.area)
+    rows, cols = np.nonzero(inst.mask.bits)
+    x, y = inst.mask.x + cols[len(cols) // 2] + 0.5, inst.mask.y + rows[len(rows) // 2] + 0.5
+    shown = _pixel(canvas, x, y)
+    canvas.set_masks_hidden(True)
+    bare = _pixel(canvas, x, y)
+    canvas.set_masks_hidden(False)
+    assert shown != bare  # the mask colours the pixels it covers
+
+
+def test_review_edits_are_stored_exported_and_undone(window: MainWindow, tmp_path: Path) -> None:
+    folder = _grey_folder(tmp_path)
+    with Project.open(folder) as project:
+        record = project.image_by_path("img2.png")
+        assert record is not None
+        project.add_instance(
+            record.id, Instance(1, CropMask(5, 5, np.ones((8, 8), bool)), score=0.3)
+        )
+    window.score_slider.setValue(0)
+    window.open_folder(folder)
+    project = window.project
+    assert project is not None and window.image_id is not None
+    image = window.image_id
+
+    def exported() -> list[tuple]:
+        data = build_coco(project_images(project), list(project.categories), min_score=0.5)
+        return sorted((a["score"], a["maskdesk"]["review"]) for a in data["annotations"])
+
+    def select(instance_id: int) -> None:
+        window.canvas.set_selection([instance_id])
+        window._canvas_selection([instance_id])
+        table = window.instance_table
+        assert [int(r.data(0x0101)) for r in table.selectionModel().selectedRows()] == [instance_id]
+
+    square, low = project.instances(image)
+    assert exported() == [(0.9, "pending")]
+    select(square.id)
+    window.acts["actionToggleInstance"].trigger()
+    assert project.instance(square.id).visible is False and exported() == []
+    window.acts["actionUndo"].trigger()
+    assert project.instance(square.id).visible is True
+
+    select(low.id)
+    window.acts["actionAcceptInstance"].trigger()
+    assert exported() == [(0.3, "accepted"), (0.9, "pending")]
+    select(square.id)
+    window.acts["actionDeleteInstance"].trigger()
+    assert exported() == [(0.3, "accepted")]
+    window.acts["actionUndo"].trigger()
+    assert project.instance(square.id) == square  # back with its id
+    window.acts["actionRedo"].trigger()
+    assert [i.id for i in project.instances(image)] == [low.id]
+    window.acts["actionUndo"].trigger()
+
+    # relabel through the table, as the class editor does
+    model = window.instance_model
+    model.setData(model.index(model.row_of(square.id), 2), "box")
+    box = project.categories.by_name("box")
+    assert box is not None and project.instance(square.id).category_id == box.id
+    window.acts["actionUndo"].trigger()
+    assert project.instance(square.id).category_id == 1
+
+    window.acts["actionMarkReviewed"].trigger()
+    assert project.image(image).status is ImageStatus.REVIEWED
+    assert window.image_id != image  # went on to the next image
+    window.show_image(image)
+    window.acts["actionUndo"].trigger()
+    assert project.image(image).status is not ImageStatus.REVIEWED
+    assert project.instance(low.id).review is Review.ACCEPTED
+
+
+def test_the_score_slider_changes_rows_without_the_model(
+    window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[object] = []
+    monkeypatch.setattr(window.inference, "load_model", lambda *a, **k: calls.append(a))
+    folder = _grey_folder(tmp_path)
+    with Project.open(folder) as project:
+        record = project.image_by_path("img2.png")
+        assert record is not None
+        for score in (0.2, 0.6):
+            project.add_instance(
+                record.id, Instance(1, CropMask(2, 2, np.ones((4, 4), bool)), score=score)
+            )
+    window.open_folder(folder)
+    slider = window.findChild(QSlider, "scoreSlider")
+    slider.setValue(50)
+    assert sorted(s for _, s in _table_rows(window)) == ["0.60", "0.90"]
+    slider.setValue(70)
+    assert [s for _, s in _table_rows(window)] == ["0.90"]
+    slider.setValue(10)
+    assert len(_table_rows(window)) == 3
+    assert calls == []
+
+
+def test_a_cancelled_batch_continues_after_reopening(qtbot, tmp_path: Path) -> None:
+    folder = _shapes(tmp_path, 6)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("model", str(FIXTURE_MODEL))
+    first = MainWindow(settings)
+    qtbot.addWidget(first)
+    first.open_folder(folder)
+    stored: list[int] = []
+    first.inference.imageStored.connect(stored.append)
+    first.inference.imageStored.connect(lambda _: first.acts["actionCancel"].trigger())
+    with qtbot.waitSignal(first.inference.finished, timeout=WAIT_MS):
+        first.acts["actionPrelabelFolder"].trigger()
+    first.close()
+    with Project.open(folder) as project:
+        done = {
+            r.id: [i.id for i in project.instances(r.id)]
+            for r in project.images()
+            if r.status is ImageStatus.PRELABELED
+        }
+    assert 1 <= len(done) < 6
+
+    second = MainWindow(settings)
+    qtbot.addWidget(second)
+    second.open_folder(folder)
+    with qtbot.waitSignal(second.inference.finished, timeout=WAIT_MS):
+        second.acts["actionPrelabelFolder"].trigger()
+    second.close()
+    with Project.open(folder) as project:
+        assert {r.status for r in project.images()} == {ImageStatus.PRELABELED}
+        for image_id, ids in done.items():
+            assert [i.id for i in project.instances(image_id)] == ids  # not predicted twice
+
+
+def test_the_window_shows_before_torch_is_imported(tmp_path: Path) -> None:
+    folder = _grey_folder(tmp_path)
+    code = (
+        "import sys\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "from maskdesk.ui.main_window import MainWindow\n"
+        "app = QApplication([])\n"
+        "w = MainWindow(); w.show(); w.open_folder(sys.argv[1]); app.processEvents()\n"
+        "print('torch' in sys.modules, w.isVisible()); w.close()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(folder)],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+        timeout=120,
+    )
+    assert proc.stdout.split() == ["False", "True"], proc.stderr

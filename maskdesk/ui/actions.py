@@ -1,0 +1,70 @@
+"""The window's actions: names for automation, texts, shortcuts; one table, one place.
+
+Keyboard-first review: every review step has a key, and the shortcuts dialog lists them
+from this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QWidget
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str  # objectName, for tests and accessibility tools
+    text: str
+    keys: tuple[str, ...] = ()
+    tip: str = ""
+
+
+SPECS = (
+    ActionSpec("actionOpenFolder", "&Open folder...", ("Ctrl+O",), "Open a folder of images"),
+    ActionSpec("actionExportCoco", "&Export COCO...", ("Ctrl+E",), "Write the folder as COCO JSON"),
+    ActionSpec("actionImportCoco", "&Import COCO...", ("Ctrl+I",), "Bring in a COCO file"),
+    ActionSpec("actionExportPicture", "Export &picture...", (), "Save the picture with its masks"),
+    ActionSpec("actionQuit", "&Quit", ("Ctrl+Q",)),
+    ActionSpec("actionUndo", "&Undo", ("Ctrl+Z",)),
+    ActionSpec("actionRedo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y")),
+    ActionSpec("actionDeleteInstance", "&Delete instance", ("Delete", "Backspace")),
+    ActionSpec("actionToggleInstance", "&Toggle visibility", ("V",)),
+    ActionSpec("actionAcceptInstance", "&Accept instance", ("A",)),
+    ActionSpec("actionRejectInstance", "Re&ject instance", ("R",)),
+    ActionSpec("actionRelabelInstance", "Re&label instance", ("L", "F2")),
+    ActionSpec("actionAcceptAll", "Accept all &shown", ("Shift+A",)),
+    ActionSpec("actionMarkReviewed", "&Mark reviewed and go on", ("Ctrl+Return", "Space")),
+    ActionSpec("actionNextImage", "&Next image", ("PgDown", "N")),
+    ActionSpec("actionPreviousImage", "&Previous image", ("PgUp", "P")),
+    ActionSpec("actionNextUnreviewed", "Next &unreviewed image", ("U",)),
+    ActionSpec("actionFit", "&Fit to window", ("F",)),
+    ActionSpec("actionActualSize", "&1:1", ("1",)),
+    # Listed in the shortcuts dialog; the window handles the key itself (press and release).
+    ActionSpec("actionHideMasks", "&Hide masks while held", ("H",)),
+    ActionSpec("actionDetect", "&Detect", ("Ctrl+D",), "Run the model on this image"),
+    ActionSpec(
+        "actionPrelabelFolder",
+        "&Pre-label folder",
+        ("Ctrl+Shift+D",),
+        "Run the model on every image not reviewed; continues where it stopped",
+    ),
+    ActionSpec("actionCancel", "&Cancel", ("Ctrl+.",), "Stop after the current image"),
+    ActionSpec("actionOpenModel", "Open model &file...", ()),
+    ActionSpec("actionShortcuts", "&Keyboard shortcuts", ("F1",)),
+)
+
+
+def make_actions(parent: QWidget) -> dict[str, QAction]:
+    """Every action, by objectName, with its shortcuts (active while the window has focus)."""
+    actions = {}
+    for spec in SPECS:
+        action = QAction(spec.text, parent)
+        action.setObjectName(spec.name)
+        if spec.keys:
+            action.setShortcuts([QKeySequence(k) for k in spec.keys])
+        if spec.tip:
+            action.setToolTip(spec.tip)
+            action.setStatusTip(spec.tip)
+        actions[spec.name] = action
+    return actions

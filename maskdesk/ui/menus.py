@@ -1,0 +1,272 @@
+"""The window's menus and toolbar, and the file and model commands behind them.
+
+Kept apart from main_window.py so the window stays composition; these functions take the
+window and act through its public parts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from maskdesk.core.errors import MaskdeskError
+
+if TYPE_CHECKING:
+    from maskdesk.ui.main_window import MainWindow
+
+MODELS = ("coco-v1", "coco-v2")
+
+
+def build_menus(window: MainWindow) -> None:
+    a = window.acts
+    bar = window.menuBar()
+    menu = bar.addMenu("&File")
+    for name in ("actionOpenFolder",):
+        menu.addAction(a[name])
+    window.recent_menu = menu.addMenu("Open &recent")
+    window.recent_menu.aboutToShow.connect(lambda: _fill_recent(window))
+    menu.addSeparator()
+    for name in ("actionImportCoco", "actionExportCoco", "actionExportPicture"):
+        menu.addAction(a[name])
+    menu.addSeparator()
+    menu.addAction(a["actionQuit"])
+
+    menu = bar.addMenu("&Edit")
+    for name in ("actionUndo", "actionRedo"):
+        menu.addAction(a[name])
+    menu.addSeparator()
+    for name in (
+        "actionAcceptInstance",
+        "actionRejectInstance",
+        "actionToggleInstance",
+        "actionRelabelInstance",
+        "actionDeleteInstance",
+        "actionAcceptAll",
+    ):
+        menu.addAction(a[name])
+
+    menu = bar.addMenu("&Review")
+    for name in (
+        "actionMarkReviewed",
+        "actionNextImage",
+        "actionPreviousImage",
+        "actionNextUnreviewed",
+    ):
+        menu.addAction(a[name])
+
+    menu = bar.addMenu("&View")
+    for name in ("actionFit", "actionActualSize"):
+        menu.addAction(a[name])
+
+    menu = bar.addMenu("&Model")
+    for name in ("actionDetect", "actionPrelabelFolder", "actionCancel"):
+        menu.addAction(a[name])
+    menu.addSeparator()
+    group = QActionGroup(window)
+    for model in MODELS:
+        choice = QAction(model, window, checkable=True)
+        choice.setObjectName(f"actionModel_{model}")
+        choice.setChecked(model == window.model_name)
+        choice.triggered.connect(lambda _=False, m=model: window.choose_model(m))
+        group.addAction(choice)
+        menu.addAction(choice)
+    menu.addAction(a["actionOpenModel"])
+    window.recent_models_menu = menu.addMenu("Recent model files")
+    window.recent_models_menu.aboutToShow.connect(lambda: _fill_recent_models(window))
+
+    menu = bar.addMenu("&Help")
+    menu.addAction(a["actionShortcuts"])
+
+    tools = window.addToolBar("Main")
+    tools.setObjectName("mainToolBar")
+    for name in (
+        "actionOpenFolder",
+        "actionDetect",
+        "actionPrelabelFolder",
+        "actionCancel",
+        "actionUndo",
+        "actionRedo",
+        "actionAcceptInstance",
+        "actionRejectInstance",
+        "actionDeleteInstance",
+        "actionMarkReviewed",
+        "actionExportCoco",
+    ):
+        tools.addAction(a[name])
+    # Shortcuts of actions that sit in no menu or toolbar still work while the window has focus.
+    for action in a.values():
+        if action.objectName() != "actionHideMasks":
+            window.addAction(action)
+
+
+def file_actions(window: MainWindow) -> None:
+    a = window.acts
+    a["actionOpenFolder"].triggered.connect(lambda: ask_folder(window))
+    a["actionExportCoco"].triggered.connect(lambda: export_coco(window))
+    a["actionImportCoco"].triggered.connect(lambda: import_coco(window))
+    a["actionExportPicture"].triggered.connect(lambda: export_picture(window))
+    a["actionOpenModel"].triggered.connect(lambda: ask_model_file(window))
+    a["actionShortcuts"].triggered.connect(lambda: show_shortcuts(window))
+
+
+def open_folder(window: MainWindow, folder: str | Path) -> None:
+    try:
+        window.open_folder(folder)
+    except MaskdeskError as exc:
+        QMessageBox.warning(window, "maskdesk", str(exc))
+
+
+def ask_folder(window: MainWindow) -> None:
+    start = str(window.project.folder) if window.project else str(Path.home())
+    folder = QFileDialog.getExistingDirectory(window, "Open a folder of images", start)
+    if folder:
+        open_folder(window, folder)
+
+
+def _fill_recent(window: MainWindow) -> None:
+    window.recent_menu.clear()
+    for folder in window.setting_list("recentFolders"):
+        action = window.recent_menu.addAction(folder)
+        action.triggered.connect(lambda _=False, f=folder: open_folder(window, f))
+
+
+def _fill_recent_models(window: MainWindow) -> None:
+    window.recent_models_menu.clear()
+    for path in window.setting_list("recentModels"):
+        action = window.recent_models_menu.addAction(path)
+        action.triggered.connect(lambda _=False, p=path: window.choose_model(p))
+
+
+def ask_model_file(window: MainWindow) -> None:
+    path, _ = QFileDialog.getOpenFileName(
+        window, "Open a model file", str(Path.home()), "PyTorch models (*.pt *.pth);;All files (*)"
+    )
+    if path:
+        recent = [path] + [p for p in window.setting_list("recentModels") if p != path]
+        window.settings.setValue("recentModels", recent[:8])
+        window.choose_model(path)
+
+
+def export_coco(window: MainWindow) -> None:
+    from maskdesk.core.exporting import export_project
+    from maskdesk.ui.dialogs import ask_export
+
+    if window.project is None:
+        return
+    default = window.project.folder.parent / f"{window.project.folder.name}.json"
+    choice = ask_export(window, default, window.min_score)
+    if choice is None:
+        return
+    try:
+        data = export_project(
+            window.project,
+            choice.path,
+            polygons=choice.polygons,
+            min_score=choice.min_score,
+            scope=choice.scope,
+        )
+    except MaskdeskError as exc:
+        QMessageBox.warning(window, "maskdesk", str(exc))
+        return
+    window.statusBar().showMessage(
+        f"{len(data['images'])} images, {len(data['annotations'])} annotations written to "
+        f"{choice.path}"
+    )
+
+
+def import_coco(window: MainWindow) -> None:
+    from maskdesk.core.coco_read import parse_coco
+    from maskdesk.core.importing import import_coco as run_import
+
+    if window.project is None:
+        return
+    path, _ = QFileDialog.getOpenFileName(
+        window, "Import a COCO file", str(window.project.folder), "COCO JSON (*.json)"
+    )
+    if not path:
+        return
+    try:
+        report = run_import(window.project, parse_coco(path), path)
+    except MaskdeskError as exc:
+        QMessageBox.warning(window, "maskdesk", str(exc))
+        return
+    window.refresh_images()
+    window.refresh_instances(reset=True)
+    QMessageBox.information(window, "Import", report.summary(Path(path), window.project.folder))
+
+
+def export_picture(window: MainWindow) -> None:
+    from maskdesk.core.images import load_rgb
+    from maskdesk.core.render import render_overlay
+
+    if window.project is None or window.image_id is None:
+        return
+    record = window.project.image(window.image_id)
+    default = window.project.folder / f"{Path(record.path).stem}-masks.png"
+    path, _ = QFileDialog.getSaveFileName(
+        window, "Export the picture with its masks", str(default), "Pictures (*.png *.jpg)"
+    )
+    if not path:
+        return
+    try:
+        rgb = load_rgb(window.project.absolute_path(record))
+        picture = render_overlay(
+            rgb,
+            window.project.instances(window.image_id),
+            window.project.categories,
+            min_score=window.min_score,
+        )
+        ok, encoded = cv2.imencode(Path(path).suffix or ".png", picture[:, :, ::-1])
+        if not ok:
+            raise MaskdeskError(f"Cannot encode {path}; use .png or .jpg.")
+        from maskdesk.core.fileio import atomic_write_bytes
+
+        atomic_write_bytes(path, encoded.tobytes())
+    except MaskdeskError as exc:
+        QMessageBox.warning(window, "maskdesk", str(exc))
+
+
+def show_shortcuts(window: MainWindow) -> None:
+    from maskdesk.ui.dialogs import ShortcutsDialog
+
+    ShortcutsDialog(window, list(window.acts.values())).exec()
+
+
+def model_failed(window: MainWindow, message: str, failure: object) -> None:
+    """Missing weights: offer to download (with a progress dialog whose Cancel works) or to
+    open a model file; any other model error: a plain message."""
+    from maskdesk.ui.dialogs import DownloadDialog, ask_missing_weights, show_model_error
+
+    if not getattr(failure, "missing_weights", False) or getattr(failure, "cancelled", False):
+        show_model_error(window, message)
+        return
+    answer = ask_missing_weights(window, failure, message)  # type: ignore[arg-type]
+    if answer == "open":
+        ask_model_file(window)
+    elif answer == "download":
+        dialog = DownloadDialog(window, window.model_name)
+        window.inference.downloadProgress.connect(dialog.update_progress)
+        dialog.canceled.connect(window.inference.cancel)
+
+        def done(*_: object) -> None:
+            dialog.finish()
+            for signal, slot in (
+                (window.inference.downloadProgress, dialog.update_progress),
+                (window.inference.modelLoaded, done),
+                (window.inference.modelFailed, done),
+            ):
+                with contextlib.suppress(RuntimeError, TypeError):
+                    signal.disconnect(slot)
+
+        window.inference.modelLoaded.connect(done)
+        window.inference.modelFailed.connect(done)
+        dialog.show()
+        window.inference.load_model(window.model_name, "auto", False)
+
+
+__all__ = ["build_menus", "file_actions", "model_failed"]
