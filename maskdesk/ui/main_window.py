@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QListView,
@@ -118,6 +119,8 @@ class MainWindow(QMainWindow):
         self.image_list = QListView()
         self.image_list.setObjectName("imageList")
         configure_view(self.image_list)
+        self.image_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.image_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.image_list.setModel(self.image_proxy)
         self.status_filter = QComboBox()
         self.status_filter.setObjectName("statusFilter")
@@ -145,6 +148,10 @@ class MainWindow(QMainWindow):
         self.instance_table.sortByColumn(SCORE, Qt.SortOrder.DescendingOrder)
         self.instance_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.instance_table.verticalHeader().hide()
+        self.instance_table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        header = self.instance_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(CLASS, QHeaderView.ResizeMode.Stretch)
         self.class_editor = ClassEditor(parent=self)
         self.instance_table.setItemDelegateForColumn(CLASS, self.class_editor)
         self.score_slider = _slider("scoreSlider", 50, "Hide instances below this score")
@@ -168,7 +175,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.canvas)
         self.splitter.addWidget(right)
-        self.splitter.setSizes([260, 720, 300])
+        self.splitter.setSizes([240, 680, 360])
         self.setCentralWidget(self.splitter)
         self.progress = QProgressBar()
         self.progress.setObjectName("progressBar")
