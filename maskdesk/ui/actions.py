@@ -34,7 +34,8 @@ SPECS = (
     ActionSpec("actionRejectInstance", "Re&ject instance", ("R",)),
     ActionSpec("actionRelabelInstance", "Re&label instance", ("L", "F2")),
     ActionSpec("actionAcceptAll", "Accept all &shown", ("Shift+A",)),
-    ActionSpec("actionMarkReviewed", "&Mark reviewed and go on", ("Ctrl+Return", "Space")),
+    # Not Space: Space+drag pans the canvas.
+    ActionSpec("actionMarkReviewed", "&Mark reviewed and go on", ("Ctrl+Return", "M")),
     ActionSpec("actionNextImage", "&Next image", ("PgDown", "N")),
     ActionSpec("actionPreviousImage", "&Previous image", ("PgUp", "P")),
     ActionSpec("actionNextUnreviewed", "Next &unreviewed image", ("U",)),
