@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_USAGE = 2
+WINDOW_OPTIONS = {"--model", "--device"}  # maskdesk [FOLDER] [--model M] [--device D]
 
 
 def _sub_commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -37,7 +38,7 @@ def _unknown(word: str, known: Sequence[str], problem: str) -> int:
     hint = f"; did you mean {close[0]}?" if close else "."
     print(
         f"maskdesk: {word!r} {problem}{hint}\n"
-        "usage: maskdesk [FOLDER]            open the window (on FOLDER)\n"
+        "usage: maskdesk [FOLDER] [--model M] [--device D]  open the window (on FOLDER)\n"
         "       maskdesk COMMAND [ARGS ...]  run a headless command\n"
         "       maskdesk help [COMMAND]      describe them\n"
         f"commands: {', '.join(known)}",
@@ -64,11 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "help":
         return _help(args[1:])
-    if args and args[0].startswith("-"):
+    if args and args[0].startswith("-") and args[0].split("=")[0] not in WINDOW_OPTIONS:
         from maskdesk.cli import main as cli_main
 
         return cli_main(args)
-    if args:
+    if args and not args[0].startswith("-"):
         known = commands()
         if args[0] in known:
             from maskdesk.cli import main as cli_main

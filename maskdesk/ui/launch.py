@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,17 @@ def display_missing(env: Mapping[str, str] = os.environ, platform: str = sys.pla
     return not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
+def window_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maskdesk",
+        description="Open the review window (headless commands: maskdesk help).",
+    )
+    parser.add_argument("folder", nargs="?", type=Path, help="folder of images (the samples)")
+    parser.add_argument("--model", help="coco-v1, coco-v2 or a model file (remembered)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where it runs")
+    return parser
+
+
 def launch(args: Sequence[str]) -> int:
     if display_missing():
         from maskdesk.app import commands
@@ -39,11 +51,16 @@ def launch(args: Sequence[str]) -> int:
     from maskdesk.ui.menus import open_folder
     from maskdesk.ui.safety import install_excepthook, install_sigint
 
-    folder = Path(args[0]) if args else SAMPLES
+    options = window_parser().parse_args(list(args))
+    folder = options.folder or SAMPLES
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("maskdesk")
     app.setOrganizationName("maskdesk")
     window = MainWindow()
+    if options.model:
+        window.choose_model(options.model)
+    if options.device:
+        window.settings.setValue("device", options.device)
     def show(text: str) -> None:
         QMessageBox.critical(window, "maskdesk", text)
 

@@ -19,7 +19,7 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
 )
-from PySide6.QtGui import QCloseEvent, QKeyEvent
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -436,9 +436,13 @@ class MainWindow(QMainWindow):
     # -- the model on the inference thread -------------------------------------------------------
 
     def choose_model(self, name: str) -> None:
+        """Use this model from now on (loaded when first needed); remembered."""
         self.model_name = name
         self.settings.setValue("model", name)
         self._model_ready = None
+        for action in self.findChildren(QAction):
+            if action.objectName().startswith("actionModel_"):
+                action.setChecked(action.objectName() == f"actionModel_{name}")
 
     def _with_model(self, task: str, arg: object) -> None:
         if self.project is None:

@@ -129,3 +129,15 @@ def test_which_environments_have_no_display(
     from maskdesk.ui.launch import display_missing
 
     assert display_missing(env, platform) is missing
+
+
+def test_window_options_open_the_window_not_the_command_line(monkeypatch) -> None:
+    import maskdesk.app as app
+    import maskdesk.ui.launch as launch
+
+    opened: list[list[str]] = []
+    monkeypatch.setattr(launch, "launch", lambda args: opened.append(list(args)) or 0)
+    assert app.main(["--model", "coco-v2", "--device", "cpu"]) == 0
+    assert opened == [["--model", "coco-v2", "--device", "cpu"]]
+    options = launch.window_parser().parse_args(["photos", "--model", "mine.pt"])
+    assert (str(options.folder), options.model, options.device) == ("photos", "mine.pt", None)
