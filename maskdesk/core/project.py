@@ -505,6 +505,26 @@ class Project:
         changed, self._seen_version = version != self._seen_version, version
         return changed
 
+    def image_ids_with_class(self, category_id: int) -> set[int]:
+        """Images holding a shown, not rejected instance of this class (for the browser's
+        filter)."""
+        rows = self._store.query(
+            "SELECT DISTINCT image_id FROM instances WHERE category_id = ? AND visible = 1 "
+            f"AND review != '{Review.REJECTED.value}'",
+            (category_id,),
+        )
+        return {row[0] for row in rows}
+
+    def image_ids_with_scores_below(self, score: float) -> set[int]:
+        """Images holding a pending prediction scored below `score`: what a threshold hides
+        there is worth a look."""
+        rows = self._store.query(
+            "SELECT DISTINCT image_id FROM instances WHERE origin = ? AND review = ? "
+            "AND score < ?",
+            (Origin.MODEL.value, Review.PENDING.value, score),
+        )
+        return {row[0] for row in rows}
+
     # -- summary and life cycle ------------------------------------------------------------
 
     def counts(self, min_score: float = 0.0) -> dict[str, Any]:

@@ -248,3 +248,43 @@ def test_the_window_shows_before_torch_is_imported(tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.stdout.split() == ["False", "True"], proc.stderr
+
+
+def test_the_browser_filters_by_status_name_class_and_low_scores(
+    window: MainWindow, tmp_path: Path
+) -> None:
+    folder = _grey_folder(tmp_path)  # img2.png holds a 0.9 square
+    with Project.open(folder) as project:
+        project.add_category("circle")
+        record = project.image_by_path("img10.png")
+        assert record is not None
+        project.add_instance(
+            record.id, Instance(2, CropMask(1, 1, np.ones((3, 3), bool)), score=0.2)
+        )
+    window.open_folder(folder)
+    view = window.findChild(QListView, "imageList")
+
+    def listed() -> list[str]:
+        return [view.model().index(r, 0).data() for r in range(view.model().rowCount())]
+
+    classes = window.class_filter
+    assert [classes.itemText(i) for i in range(classes.count())] == [
+        "Any class",
+        "square",
+        "circle",
+    ]
+    classes.setCurrentIndex(1)
+    assert listed() == ["img2.png"]
+    classes.setCurrentIndex(0)
+    window.low_score_filter.setChecked(True)
+    assert listed() == ["img10.png"]  # its 0.2 circle is below the 0.5 threshold
+    window.score_slider.setValue(10)
+    assert listed() == []
+    window.low_score_filter.setChecked(False)
+    window.name_filter.setText("SUB")
+    assert listed() == ["sub/img2.png"]
+    window.name_filter.setText("")
+    window.status_filter.setCurrentText("pre-labeled")
+    assert listed() == []
+    window.status_filter.setCurrentText("new")
+    assert listed() == ["img2.png", "img10.png", "sub/img2.png"]
