@@ -22,8 +22,6 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
-    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -54,6 +52,7 @@ from maskdesk.ui.commands import (
     review,
     set_visible,
 )
+from maskdesk.ui.filter_bar import FilterBar
 from maskdesk.ui.image_list_model import (
     ImageFilterProxyModel,
     ImageIdRole,
@@ -123,24 +122,11 @@ class MainWindow(QMainWindow):
         self.image_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.image_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.image_list.setModel(self.image_proxy)
-        self.status_filter = QComboBox()
-        self.status_filter.setObjectName("statusFilter")
-        self.status_filter.addItems(["All images", *[s.value for s in ImageStatus]])
-        self.name_filter = QLineEdit()
-        self.name_filter.setObjectName("nameFilter")
-        self.name_filter.setPlaceholderText("Filter by name")
+        self.filters = FilterBar(self.image_proxy, lambda: self.project, lambda: self.min_score)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        self.class_filter = QComboBox()
-        self.class_filter.setObjectName("classFilter")
-        self.class_filter.addItem("Any class")
-        self.low_score_filter = QCheckBox("Has instances below the score")
-        self.low_score_filter.setObjectName("lowScoreFilter")
-        left_layout.addWidget(self.status_filter)
-        left_layout.addWidget(self.name_filter)
-        left_layout.addWidget(self.class_filter)
-        left_layout.addWidget(self.low_score_filter)
+        left_layout.addWidget(self.filters)
         left_layout.addWidget(self.image_list)
 
         self.canvas = Canvas()
@@ -219,10 +205,6 @@ class MainWindow(QMainWindow):
 
         self.score_slider.valueChanged.connect(self._score_changed)
         self.opacity_slider.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100))
-        self.status_filter.currentTextChanged.connect(self._filter_changed)
-        self.name_filter.textChanged.connect(self.image_proxy.set_name_filter)
-        self.class_filter.currentIndexChanged.connect(lambda _: self.update_id_filters())
-        self.low_score_filter.toggled.connect(lambda _: self.update_id_filters())
         self.instance_model.visibilityRequested.connect(
             lambda iid, on: self._push(set_visible, [iid], on)
         )
@@ -265,8 +247,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(project.store_note or f"Project: {project.store_path}")
         self._remember_folder(project.folder)
         self.project.changed()  # what is stored now is what is shown
-        self._fill_class_filter()
-        self.update_id_filters()
+        self.filters.fill_classes()
+        self.filters.update_from_store()
         last = self.settings.value(f"lastImage/{project.folder}")
         if last is not None and self.show_image(int(last)):
             return
@@ -325,9 +307,9 @@ class MainWindow(QMainWindow):
     def refresh_images(self) -> None:
         if self.project is not None and self.image_model is not None:
             self.image_model.refresh(self.project.images())
-            self._fill_class_filter()
+            self.filters.fill_classes()
             if self.image_proxy.active():
-                self.update_id_filters()
+                self.filters.update_from_store()
 
     def look_for_changes(self) -> None:
         """Another connection (the worker, a CLI beside the window) wrote: show it."""
@@ -443,44 +425,8 @@ class MainWindow(QMainWindow):
         self.score_label.setText(f"Score ≥ {value / 100:.2f}")
         self.instance_proxy.set_min_score(value / 100)
         self.canvas.set_min_score(value / 100)
-        if self.low_score_filter.isChecked():
-            self.update_id_filters()
-
-    def update_id_filters(self) -> None:
-        """The filters that need the store: class present, instances below the score."""
-        if self.project is None:
-            return
-        category = self.class_filter.currentData()
-        self.image_proxy.set_class_ids(
-            None if category is None else self.project.image_ids_with_class(int(category))
-        )
-        self.image_proxy.set_low_score_ids(
-            self.project.image_ids_with_scores_below(self.min_score)
-            if self.low_score_filter.isChecked()
-            else None
-        )
-
-    def _fill_class_filter(self) -> None:
-        if self.project is None:
-            return
-        chosen = self.class_filter.currentData()
-        names = [(c.name, c.id) for c in self.project.categories]
-        if [
-            (self.class_filter.itemText(i), self.class_filter.itemData(i))
-            for i in range(1, self.class_filter.count())
-        ] == names:
-            return
-        self.class_filter.blockSignals(True)
-        self.class_filter.clear()
-        self.class_filter.addItem("Any class", None)
-        for name, category_id in names:
-            self.class_filter.addItem(name, category_id)
-        self.class_filter.setCurrentIndex(max(0, self.class_filter.findData(chosen)))
-        self.class_filter.blockSignals(False)
-
-    def _filter_changed(self, text: str) -> None:
-        statuses = None if text == "All images" else {ImageStatus(text)}
-        self.image_proxy.set_statuses(statuses)
+        if self.filters.low_score.isChecked():
+            self.filters.update_from_store()
 
     # -- the model on the inference thread -------------------------------------------------------
 

@@ -267,7 +267,7 @@ def test_the_browser_filters_by_status_name_class_and_low_scores(
     def listed() -> list[str]:
         return [view.model().index(r, 0).data() for r in range(view.model().rowCount())]
 
-    classes = window.class_filter
+    classes = window.filters.classes
     assert [classes.itemText(i) for i in range(classes.count())] == [
         "Any class",
         "square",
@@ -276,15 +276,15 @@ def test_the_browser_filters_by_status_name_class_and_low_scores(
     classes.setCurrentIndex(1)
     assert listed() == ["img2.png"]
     classes.setCurrentIndex(0)
-    window.low_score_filter.setChecked(True)
+    window.filters.low_score.setChecked(True)
     assert listed() == ["img10.png"]  # its 0.2 circle is below the 0.5 threshold
     window.score_slider.setValue(10)
     assert listed() == []
-    window.low_score_filter.setChecked(False)
-    window.name_filter.setText("SUB")
+    window.filters.low_score.setChecked(False)
+    window.filters.name.setText("SUB")
     assert listed() == ["sub/img2.png"]
-    window.name_filter.setText("")
-    window.status_filter.setCurrentText("pre-labeled")
+    window.filters.name.setText("")
+    window.filters.status.setCurrentText("pre-labeled")
     assert listed() == []
-    window.status_filter.setCurrentText("new")
+    window.filters.status.setCurrentText("new")
     assert listed() == ["img2.png", "img10.png", "sub/img2.png"]
