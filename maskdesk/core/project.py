@@ -519,8 +519,7 @@ class Project:
         """Images holding a pending prediction scored below `score`: what a threshold hides
         there is worth a look."""
         rows = self._store.query(
-            "SELECT DISTINCT image_id FROM instances WHERE origin = ? AND review = ? "
-            "AND score < ?",
+            "SELECT DISTINCT image_id FROM instances WHERE origin = ? AND review = ? AND score < ?",
             (Origin.MODEL.value, Review.PENDING.value, score),
         )
         return {row[0] for row in rows}

@@ -61,6 +61,7 @@ def launch(args: Sequence[str]) -> int:
         window.choose_model(options.model)
     if options.device:
         window.settings.setValue("device", options.device)
+
     def show(text: str) -> None:
         QMessageBox.critical(window, "maskdesk", text)
 
