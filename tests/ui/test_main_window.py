@@ -288,3 +288,35 @@ def test_the_browser_filters_by_status_name_class_and_low_scores(
     assert listed() == []
     window.filters.status.setCurrentText("new")
     assert listed() == ["img2.png", "img10.png", "sub/img2.png"]
+
+
+def test_missing_weights_ask_what_to_do_and_a_model_file_can_be_chosen(
+    window: MainWindow, qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import maskdesk.ui.dialogs as dialogs
+    import maskdesk.ui.menus as menus
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    asked: list[tuple[object, str]] = []
+    monkeypatch.setattr(
+        dialogs,
+        "ask_missing_weights",
+        lambda parent, failure, message: asked.append((failure, message)) or "open",
+    )
+    monkeypatch.setattr(
+        menus.QFileDialog, "getOpenFileName", lambda *a, **k: (str(FIXTURE_MODEL), "")
+    )
+    window.open_folder(_shapes(tmp_path, 1))
+    window.choose_model("coco-v1")
+    with qtbot.waitSignal(window.inference.modelFailed, timeout=WAIT_MS):
+        window.acts["actionDetect"].trigger()
+    ((failure, message),) = asked
+    expected = tmp_path / "empty-torch-home" / "hub" / "checkpoints"
+    assert str(expected) in failure.path and str(expected) in message
+    assert failure.url.startswith("https://")
+    assert window.model_name == str(FIXTURE_MODEL)  # "Open model file..." chose it
+    detect = window.acts["actionDetect"]
+    qtbot.waitUntil(detect.isEnabled, timeout=WAIT_MS)  # the failed load has ended
+    with qtbot.waitSignal(window.inference.finished, timeout=WAIT_MS):
+        window.acts["actionDetect"].trigger()
+    qtbot.waitUntil(lambda: len(_table_rows(window)) > 0, timeout=WAIT_MS)
