@@ -38,8 +38,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from maskdesk.core.errors import MaskdeskError
-from maskdesk.core.images import load_rgb
 from maskdesk.core.instances import Instance, Review
 from maskdesk.core.project import ImageStatus, Project
 from maskdesk.ui.actions import make_actions
@@ -69,6 +67,7 @@ from maskdesk.ui.instance_model import (
     color_of,
 )
 from maskdesk.ui.menus import build_menus, file_actions
+from maskdesk.ui.picture_loader import PictureLoader
 from maskdesk.ui.workers import InferenceThread
 
 DEFAULT_SCORE = 0.5
@@ -95,6 +94,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self.project: Project | None = None
         self.image_id: int | None = None
+        self.picture_id: int | None = None  # the image whose picture the canvas shows
         self.model_name = str(self.settings.value("model", "coco-v1"))
         self._model_ready: str | None = None
         self._after_load: list[tuple[str, object]] = []
@@ -105,6 +105,8 @@ class MainWindow(QMainWindow):
         self._build_widgets()
         build_menus(self)
         self.inference = InferenceThread(self)
+        self.pictures = PictureLoader(self)
+        self.pictures.loaded.connect(self._picture_loaded)
         self._connect()
         self._watch = QTimer(self)
         self._watch.timeout.connect(self.look_for_changes)
@@ -275,26 +277,35 @@ class MainWindow(QMainWindow):
         self.undo.activate(self.image_id)
         self.settings.setValue(f"lastImage/{self.project.folder}", self.image_id)
         record = self.project.image(self.image_id)
-        try:
-            self.canvas.set_image(load_rgb(self.project.absolute_path(record)))
-        except MaskdeskError as exc:
-            self.canvas.set_image(None)
-            self.canvas.set_message(str(exc))
-        self.refresh_instances(reset=True)
+        # The table follows at once; the canvas when the picture is decoded (off this thread).
+        self.canvas.set_instances([], {})
+        self.refresh_instances(reset=True, canvas=False)
+        self.pictures.request(self.image_id, self.project.absolute_path(record))
 
-    def refresh_instances(self, reset: bool = False) -> None:
+    def _picture_loaded(self, image_id: int, rgb: object, error: str) -> None:
+        if image_id != self.image_id:
+            return  # the person has moved on
+        self.picture_id = image_id
+        self.canvas.set_image(rgb)  # type: ignore[arg-type]
+        if rgb is None:
+            self.canvas.set_message(error)
+        self.refresh_instances()
+
+    def refresh_instances(self, reset: bool = False, canvas: bool = True) -> None:
         """Show the current image's stored instances in the table and on the canvas."""
         if self.project is None or self.image_id is None:
             return
         instances = self.project.instances(self.image_id)
         names = {c.id: c.name for c in self.project.categories}
         self.class_editor.names = sorted(names.values())
-        selected = self.canvas.selection()
+        selected = [i.id for i in self.selected_instances() if i.id is not None]
         if reset:
             self.instance_model.set_instances(instances, names)
         else:
             self.instance_model.update_instances(instances, names)
-        self.canvas.set_instances(instances, names, {i.id: color_of(i) for i in instances if i.id})
+        if canvas:
+            colors = {i.id: color_of(i) for i in instances if i.id}
+            self.canvas.set_instances(instances, names, colors)
         self._select_ids([i for i in selected if any(x.id == i for x in instances)])
         record = self.project.image(self.image_id)
         shown = sum(1 for i in instances if i.exported(self.min_score))
@@ -322,7 +333,10 @@ class MainWindow(QMainWindow):
     def selected_instances(self) -> list[Instance]:
         if self.project is None:
             return []
-        ids = set(self.canvas.selection())
+        # The table holds the selection: it shows the image's instances at once, the canvas
+        # only once the picture is decoded.
+        rows = self.instance_table.selectionModel().selectedRows()
+        ids = {int(r.data(InstanceIdRole)) for r in rows}
         return [i for i in self.instance_model.instances() if i.id in ids]
 
     def _select_ids(self, ids: list[int]) -> None:
@@ -547,6 +561,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("score", self.score_slider.value())
         self.settings.setValue("opacity", self.opacity_slider.value())
         self.inference.close()
+        self.pictures.wait()
         if self.project is not None:
             self.project.close()
             self.project = None

@@ -37,7 +37,9 @@ TO_STORED = {
 
 
 def sample_files() -> list[Path]:
-    return sorted(p for p in SAMPLES.iterdir() if p.name != "LICENSE.md")
+    # Opening the samples in the app (the README's first command) leaves its project folder
+    # `.maskdesk` there: the samples are the files beside the licence.
+    return sorted(p for p in SAMPLES.iterdir() if p.is_file() and p.name != "LICENSE.md")
 
 
 def with_orientation(upright: Image.Image, orientation: int, path: Path, **save: Any) -> Path:

@@ -62,6 +62,11 @@ def _shapes(tmp_path: Path, count: int) -> Path:
     return tmp_path / "set" / "images"
 
 
+def _shown(qtbot, window: MainWindow) -> None:
+    """Wait for the current image's picture: it is decoded off the UI thread."""
+    qtbot.waitUntil(lambda: window.picture_id == window.image_id is not None, timeout=WAIT_MS)
+
+
 def _pixel(canvas: Canvas, x: float, y: float) -> tuple[int, int, int]:
     point = canvas.image_to_widget(QPointF(x, y))
     color = canvas.grab().toImage().pixelColor(int(point.x()), int(point.y()))
@@ -74,8 +79,11 @@ def _table_rows(window: MainWindow) -> list[tuple[str, str]]:
     return [(model.index(r, 2).data(), model.index(r, 3).data()) for r in range(model.rowCount())]
 
 
-def test_the_window_lists_images_and_paints_masks(window: MainWindow, tmp_path: Path) -> None:
+def test_the_window_lists_images_and_paints_masks(
+    window: MainWindow, qtbot, tmp_path: Path
+) -> None:
     window.open_folder(_grey_folder(tmp_path))
+    _shown(qtbot, window)
     view = window.findChild(QListView, "imageList")
     names = [view.model().index(r, 0).data() for r in range(view.model().rowCount())]
     assert names == ["img2.png", "img10.png", "sub/img2.png"]
@@ -86,6 +94,7 @@ def test_the_window_lists_images_and_paints_masks(window: MainWindow, tmp_path: 
     assert _table_rows(window) == [("square", "0.90")]
     window.acts["actionNextImage"].trigger()
     assert _table_rows(window) == []
+    _shown(qtbot, window)
     assert _pixel(canvas, 40, 30) == (128, 128, 128)
 
 
@@ -98,6 +107,7 @@ def test_detect_fills_the_table_and_paints_each_instance(
     with qtbot.waitSignal(window.inference.finished, timeout=WAIT_MS):
         window.acts["actionDetect"].trigger()
     qtbot.waitUntil(lambda: len(_table_rows(window)) > 0, timeout=WAIT_MS)
+    _shown(qtbot, window)
     assert window.project is not None and window.image_id is not None
     stored = [i for i in window.project.instances(window.image_id) if i.exported(0.5)]
     assert len(_table_rows(window)) == len(stored) > 0
