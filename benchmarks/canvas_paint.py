@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -28,22 +27,13 @@ from PySide6.QtCore import QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from benchmarks.render_export import elliptical_instances  # noqa: E402
+from benchmarks.render_export import best_of, elliptical_instances  # noqa: E402
 from maskdesk.core.categories import Category, CategoryTable  # noqa: E402
 from maskdesk.core.render import render_overlay  # noqa: E402
 from maskdesk.ui.canvas import Canvas  # noqa: E402
 
 WIDTH, HEIGHT = 4000, 3000
 VIEW_W, VIEW_H = 1280, 800
-
-
-def best_of(repeat: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

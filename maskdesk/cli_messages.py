@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import argparse
+from collections.abc import Callable, Mapping
 
 from maskdesk.core.errors import MaskdeskError
 
@@ -19,3 +20,18 @@ def describe(exc: MaskdeskError, flags: Mapping[str, str]) -> str:
         hint = f"{flag} {exc.value}" if exc.value else flag
         text = f"{text.rstrip('.')} ({hint})."
     return text
+
+
+def float_arg(valid: Callable[[float], bool], otherwise: str) -> Callable[[str], float]:
+    """An argparse type: a number for which `valid` holds; else "TEXT {otherwise}"."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"{text} {otherwise}")
+        return value
+
+    return parse

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from maskdesk.cli_messages import float_arg
 from maskdesk.core import images as image_io
 from maskdesk.core.categories import CategoryTable, plan_merge
 from maskdesk.core.coco import CocoImage, export_coco
@@ -359,15 +360,8 @@ PREDICT_FLAGS = {
 }
 
 
-def score_value(text: str) -> float:
-    """A score given on the command line: a number within 0..1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is outside 0..1")
-    return value
+# A score given on the command line: a number within 0..1.
+score_value = float_arg(lambda v: 0.0 <= v <= 1.0, "is outside 0..1")
 
 
 __all__ = ["add_predict_parser", "check_output", "run_predict", "score_value"]

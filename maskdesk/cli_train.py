@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from maskdesk.cli_messages import describe
+from maskdesk.cli_messages import describe, float_arg
 from maskdesk.core.errors import MaskdeskError
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
@@ -60,24 +60,8 @@ def _int_at_least(low: int) -> Any:
     return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not above 0")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not at least 0 and below 1")
-    return value
+_positive_float = float_arg(lambda v: v > 0, "is not above 0")
+_fraction = float_arg(lambda v: 0.0 <= v < 1.0, "is not at least 0 and below 1")
 
 
 def add_train_parser(subparsers: Any) -> None:
