@@ -39,8 +39,8 @@ def _unknown(word: str, known: Sequence[str], problem: str) -> int:
     print(
         f"maskdesk: {word!r} {problem}{hint}\n"
         "usage: maskdesk [FOLDER] [--model M] [--device D]  open the window (on FOLDER)\n"
-        "       maskdesk COMMAND [ARGS ...]  run a headless command\n"
-        "       maskdesk help [COMMAND]      describe them\n"
+        "       maskdesk COMMAND [ARGS ...]                 run a headless command\n"
+        "       maskdesk help [COMMAND]                     describe them\n"
         f"commands: {', '.join(known)}",
         file=sys.stderr,
     )
