@@ -91,6 +91,86 @@ def erase_disc(
     return m.difference(_disc_in(cx, cy, radius, box))
 
 
+def _segment_in(ax: float, ay: float, bx: float, by: float, radius: float, box: Box) -> np.ndarray:
+    """Pixels of `box` whose centre is within `radius` of the segment a-b (bool array)."""
+    x0, y0, x1, y1 = box
+    px = np.arange(x0, x1) + 0.5
+    py = np.arange(y0, y1) + 0.5
+    dx, dy = bx - ax, by - ay
+    length2 = dx * dx + dy * dy
+    if length2 == 0:
+        return (py[:, None] - ay) ** 2 + (px[None, :] - ax) ** 2 <= radius * radius
+    # Position along the segment of each pixel centre's foot, clamped to the segment.
+    t = ((px[None, :] - ax) * dx + (py[:, None] - ay) * dy) / length2
+    t = np.clip(t, 0.0, 1.0)
+    ex = px[None, :] - (ax + t * dx)
+    ey = py[:, None] - (ay + t * dy)
+    return ex * ex + ey * ey <= radius * radius
+
+
+def stroke(
+    points: Sequence[tuple[float, float]], radius: float, width: int, height: int
+) -> CropMask:
+    """Pixels whose centre is within `radius` of the polyline through `points`: what a
+    round brush of that radius covers when dragged along them. One point is `disc()`.
+    Clipped to the image; computed segment by segment on each segment's own box."""
+    if not points:
+        return _empty()
+    boxes = [_disc_box(x, y, radius, width, height) for x, y in points]
+    box = (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+    if box[2] <= box[0] or box[3] <= box[1]:
+        return _empty()
+    bits = np.zeros((box[3] - box[1], box[2] - box[0]), dtype=bool)
+    pairs = list(zip(points, points[1:], strict=False)) or [(points[0], points[0])]
+    for (ax, ay), (bx, by) in pairs:
+        a, b = _disc_box(ax, ay, radius, width, height), _disc_box(bx, by, radius, width, height)
+        seg = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+        if seg[2] <= seg[0] or seg[3] <= seg[1]:
+            continue
+        rows = slice(seg[1] - box[1], seg[3] - box[1])
+        cols = slice(seg[0] - box[0], seg[2] - box[0])
+        bits[rows, cols] |= _segment_in(ax, ay, bx, by, radius, seg)
+    return CropMask._adopt(box[0], box[1], bits).tight()
+
+
+def paint_stroke(
+    mask: CropMask,
+    points: Sequence[tuple[float, float]],
+    radius: float,
+    width: int,
+    height: int,
+) -> CropMask:
+    """`mask` (clipped to the image) plus `stroke(points, radius, width, height)`."""
+    return mask.clipped(width, height).union(stroke(points, radius, width, height))
+
+
+def erase_stroke(
+    mask: CropMask,
+    points: Sequence[tuple[float, float]],
+    radius: float,
+    width: int,
+    height: int,
+) -> CropMask:
+    """`mask` (clipped to the image) minus `stroke(points, radius, width, height)`."""
+    m = mask.clipped(width, height).tight()
+    if m.is_empty():
+        return m
+    return m.difference(stroke(points, radius, width, height)).tight()
+
+
+def merge(masks: Sequence[CropMask]) -> CropMask:
+    """The union of several masks, on the box they cover together."""
+    out = _empty()
+    for mask in masks:
+        out = out.union(mask)
+    return out.tight()
+
+
 # -- polygons, rasterised as pycocotools does ---------------------------------------------
 
 

@@ -196,6 +196,65 @@ def test_disc_paint_and_erase_match_the_full_frame() -> None:
     assert painted > 50 and erased > 30
 
 
+def full_stroke(points: list[tuple[float, float]], r: float, width: int, height: int) -> np.ndarray:
+    """Discs at every point, and the band of half-width r along each segment."""
+    yy, xx = np.mgrid[0:height, 0:width] + 0.5
+    out = np.zeros((height, width), dtype=bool)
+    for x, y in points:
+        out |= full_disc(x, y, r, width, height)
+    for (ax, ay), (bx, by) in zip(points, points[1:], strict=False):
+        length = math.hypot(bx - ax, by - ay)
+        if length == 0:
+            continue
+        along = ((xx - ax) * (bx - ax) + (yy - ay) * (by - ay)) / length
+        across = ((xx - ax) * (by - ay) - (yy - ay) * (bx - ax)) / length
+        out |= (along >= 0) & (along <= length) & (np.abs(across) <= r)
+    return out
+
+
+def test_brush_stroke_paint_and_erase_match_the_full_frame() -> None:
+    painted = erased = 0
+    for rng, width, height in cases(seed=21, count=200):
+        mask = random_mask(rng, width, height)
+        count = int(rng.integers(1, 6))
+        points = [
+            (float(rng.uniform(-6, width + 6)), float(rng.uniform(-6, height + 6)))
+            for _ in range(count)
+        ]
+        if count > 2 and rng.random() < 0.3:
+            points[1] = points[0]  # a repeated point, as a mouse that did not move gives
+        r = float(rng.choice([0.0, rng.uniform(0.3, 3), rng.uniform(3, 12)]))
+        ref = full_stroke(points, r, width, height)
+        before = mask.to_full(width, height)
+        got = mask_ops.stroke(points, r, width, height)
+        assert np.array_equal(got.to_full(width, height), ref)
+        paint = mask_ops.paint_stroke(mask, points, r, width, height)
+        assert np.array_equal(paint.to_full(width, height), before | ref)
+        erase = mask_ops.erase_stroke(mask, points, r, width, height)
+        assert np.array_equal(erase.to_full(width, height), before & ~ref)
+        for result in (got, paint, erase):
+            assert_tight_inside(result, width, height)
+        painted += paint.area > before.sum()
+        erased += erase.area < before.sum()
+    assert painted > 50 and erased > 30
+
+
+def test_a_one_point_stroke_is_a_disc() -> None:
+    assert mask_ops.stroke([(5.2, 7.9)], 3.5, 20, 20) == mask_ops.disc(5.2, 7.9, 3.5, 20, 20)
+    assert mask_ops.stroke([], 3.0, 20, 20).is_empty()
+
+
+def test_merge_is_the_union_of_all_masks() -> None:
+    for rng, width, height in cases(seed=22, count=100):
+        masks = [random_mask(rng, width, height) for _ in range(int(rng.integers(1, 5)))]
+        ref = np.zeros((height + 6, width + 6), dtype=bool)
+        for m in masks:
+            ref |= m.to_full(width + 6, height + 6)
+        merged = mask_ops.merge(masks)
+        assert np.array_equal(merged.to_full(width + 6, height + 6), ref)
+        assert merged == merged.tight()
+
+
 # -- polygons --------------------------------------------------------------------------------
 
 
