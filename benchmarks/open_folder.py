@@ -2,12 +2,13 @@
 
     python benchmarks/open_folder.py [--count 10000] [--folder DIR]
 
-Measures `Project.open` (first open and reopen), then the time from a reopened project to a
-shown list with its first rows painted: the lazy `ImageListModel` + filter proxy + QListView,
-and the baseline, a QListWidget filled with every item as `ui/main_window.py` does. Then it
-scrolls the new list to the end a page at a time, thumbnails requested on the way, and reports
-the longest page step. The images are kept in a temp folder between runs; the project store is
-removed before each run so the first open is a first open. Offscreen; not part of the tests.
+Measures `Project.open` (first open, also with image headers read by Pillow rather than by the
+quick JPEG/PNG reader, and reopen), then the time from a reopened project to a shown list with
+its first rows painted: the lazy `ImageListModel` + filter proxy + QListView, and the baseline,
+a QListWidget filled with every item as `ui/main_window.py` does. Then it scrolls the new list
+to the end a page at a time, thumbnails requested on the way, and reports the longest page step.
+The images are kept in a temp folder between runs; the project store is removed before each run
+so the first open is a first open. Offscreen; not part of the tests.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from PIL import Image  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QListView, QListWidget, QListWidgetItem  # noqa: E402
 
+from maskdesk.core import images  # noqa: E402
 from maskdesk.core.project import Project  # noqa: E402
 from maskdesk.core.store import STORE_DIR  # noqa: E402
 from maskdesk.ui.image_list_model import (  # noqa: E402
@@ -113,13 +115,24 @@ def main() -> None:
     app = QApplication.instance() or QApplication([])
     assert isinstance(app, QApplication)
 
-    first, project = timed(lambda: Project.open(folder))
-    assert isinstance(project, Project)
-    project.close()
+    # First opens with headers read by Pillow (the baseline) and by the quick JPEG/PNG reader,
+    # alternated, best of two each, so that neither profits from the other's warm caches.
+    firsts: dict[bool, list[float]] = {False: [], True: []}
+    for quick in (False, True, False, True):
+        shutil.rmtree(folder / STORE_DIR, ignore_errors=True)
+        images.QUICK_HEADERS = quick
+        elapsed, project = timed(lambda: Project.open(folder))
+        assert isinstance(project, Project)
+        project.close()
+        firsts[quick].append(elapsed)
+    images.QUICK_HEADERS = True
+    first, pillow_first = min(firsts[True]), min(firsts[False])
     again, project = timed(lambda: Project.open(folder))
     assert isinstance(project, Project)
     project.close()
     print(f"Project.open, first open:           {first:7.3f} s")
+    print(f"  same, headers read by Pillow:     {pillow_first:7.3f} s (baseline)")
+    print(f"  ratio Pillow headers / quick:     {pillow_first / first:7.2f} x")
     print(f"Project.open, reopen:               {again:7.3f} s")
 
     start = time.perf_counter()

@@ -39,8 +39,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from maskdesk.core.errors import ImageError
+from maskdesk.core.headers import quick_size
 
 DEFAULT_MAX_PIXELS: int = 180_000_000
+# read_size parses plain JPEG and PNG headers itself (headers.quick_size), several times faster
+# than Pillow, and asks Pillow whenever that reader is unsure. Benchmarks switch it off to
+# measure the difference; read at call time.
+QUICK_HEADERS: bool = True
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 )
@@ -83,7 +88,22 @@ def read_size(path: Path | str, *, max_pixels: int | None = None) -> ImageSize:
     A file whose pixel data is damaged passes here and fails in `load_rgb`.
     """
     path = Path(path)
-    with _open(path, _limit(max_pixels)) as im:
+    limit = _limit(max_pixels)
+    # The quick reader answers only for readable, regular, well-formed JPEG and PNG files;
+    # everything else (missing, empty, damaged, other formats) gets Pillow and its messages.
+    quick = quick_size(path) if QUICK_HEADERS else None
+    if quick is not None:
+        width, height, orientation = quick
+        if width * height > limit:  # the same refusal as _open's, in the file's axes
+            stored = (height, width) if orientation >= 5 else (width, height)
+            raise _too_large(path, *stored, limit)
+        return ImageSize(width, height, orientation)
+    return _pillow_size(path, limit)
+
+
+def _pillow_size(path: Path, limit: int) -> ImageSize:
+    """read_size through Pillow's header parser: any format, and the reference for quick_size."""
+    with _open(path, limit) as im:
         width, height = im.size
         orientation, pending = _orientation(im)
     if pending >= 5:  # 5-8 swap the axes
