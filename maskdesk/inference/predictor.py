@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from maskdesk.core.images import load_rgb
 from maskdesk.core.instances import Instance, Origin, Review
 from maskdesk.core.masks import CropMask
 from maskdesk.core.prelabel import ImageResult
+from maskdesk.inference import box_prompt
 from maskdesk.inference.models import LoadedModel
 
 MASK_THRESHOLD = 0.5  # what torchvision users apply to paste_masks_in_image's output
@@ -179,37 +181,36 @@ class Predictor:
         roi_heads: Any = self.model.roi_heads
         roi_heads.score_thresh = score_floor
         self.model.to(self.device).eval()
+        # Labels that name a category (COCO's "N/A" slots do not): the box classes to pick from.
+        self._labels = torch.tensor(sorted(self._label_to_category), dtype=torch.int64)
+        self._features = box_prompt.FeatureCache()
 
-    def raw(self, rgb: np.ndarray) -> dict[str, Tensor]:
-        """The model's output for one image: boxes, labels, scores, raw (N, 1, M, M) masks."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
-        with torch.inference_mode():
-            with warnings.catch_warnings():
-                # A read-only array is fine: the uint8 tensor is only read, never written.
-                warnings.simplefilter("ignore", UserWarning)
-                pixels = torch.from_numpy(rgb)
-            # Move the uint8 pixels (4x smaller) before widening: one float copy, scaled
-            # here and normalized in place by the model.
-            image = pixels.to(self.device).permute(2, 0, 1).to(torch.float32).div_(255)
-            del pixels
-            batch = _Handover([image])
-            del image  # the model's transform releases it once resized
-            try:
-                return self.model(batch)[0]
-            except torch.OutOfMemoryError as exc:
-                height, width = rgb.shape[:2]
-                raise ModelError(
-                    f"Not enough memory on {self.device} for a {width}x{height} image; "
-                    "try the CPU or a smaller image.",
-                    setting="device",
-                    value="cpu",
-                ) from exc
+    def raw(
+        self, rgb: np.ndarray, *, keep_features: bool = False, image_key: Hashable | None = None
+    ) -> dict[str, Tensor]:
+        """The model's output for one image: boxes, labels, scores, raw (N, 1, M, M) masks.
 
-    def predict(self, rgb: np.ndarray) -> list[Instance]:
-        """Every detection down to the model's score floor, with box-local masks."""
+        `keep_features` keeps the image's backbone features for `predict_boxes` (see there).
+        """
+        with torch.inference_mode(), self._enough_memory(rgb):
+            if not keep_features:
+                return self.model(self._batch(rgb))[0]
+            self._features.clear()  # never two images' features at once
+            with box_prompt.features_kept(self.model, rgb.shape[:2]) as kept:
+                out = self.model(self._batch(rgb))[0]
+            self._features.store(rgb, image_key, kept[0])
+            return out
+
+    def predict(
+        self, rgb: np.ndarray, *, keep_features: bool = False, image_key: Hashable | None = None
+    ) -> list[Instance]:
+        """Every detection down to the model's score floor, with box-local masks.
+
+        `keep_features=True` also keeps this image's features, so that a box drawn after a
+        Detect costs only the heads; by default the feature cache is neither used nor touched.
+        """
         height, width = rgb.shape[:2]
-        out = self.raw(rgb)
+        out = self.raw(rgb, keep_features=keep_features, image_key=image_key)
         with torch.inference_mode():
             crops = mask_crops(out["masks"], out["boxes"], height, width)
         instances = []
@@ -234,6 +235,90 @@ class Predictor:
                 )
             )
         return instances
+
+    def predict_boxes(
+        self,
+        rgb: np.ndarray,
+        boxes: Sequence[Sequence[float]] | np.ndarray,
+        category_id: int | None = None,
+        *,
+        image_key: Hashable | None = None,
+    ) -> list[Instance]:
+        """One instance per box (x0, y0, x1, y1 in image pixels), in order: the model's own
+        heads name and segment what each box holds (box_prompt). Boxes are clipped to the
+        image (under a pixel left: ValueError). Class: the likeliest that has a category, or
+        `category_id`'s label; score: its probability; box: the mask's tight box. Features
+        are kept for the next call on the same array object (held weakly, pixels unchanged)
+        or the same `image_key`; another image replaces them, `forget_image()` frees them.
+        """
+        _check_rgb(rgb)
+        height, width = rgb.shape[:2]
+        given = box_prompt.boxes_in_image(boxes, width, height)
+        forced = None
+        if category_id is not None:
+            forced = box_prompt.label_of(self._label_to_category, category_id, self.model_name)
+        if given.shape[0] == 0:
+            return []
+        with torch.inference_mode(), self._enough_memory(rgb):
+            image = self._features.lookup(rgb, image_key)
+            if image is None:
+                self._features.clear()  # the last image's features go before this one's come
+                image = box_prompt.image_features(self.model, self._batch(rgb))
+                self._features.store(rgb, image_key, image)
+            with self._heads_threads():
+                labels, scores, masks = box_prompt.run_heads(
+                    self.model, image, given, self._labels, forced
+                )
+                crops = mask_crops(masks, given.to(masks.device), height, width)
+        return box_prompt.instances(labels, scores, crops, given, self._label_to_category)
+
+    def forget_image(self) -> None:
+        """Free the kept features of the last image (when the person leaves it)."""
+        self._features.clear()
+
+    def _batch(self, rgb: np.ndarray) -> _Handover:
+        """The model's input: one float image in [0, 1] on the device, handed over."""
+        _check_rgb(rgb)
+        with warnings.catch_warnings():
+            # A read-only array is fine: the uint8 tensor is only read, never written.
+            warnings.simplefilter("ignore", UserWarning)
+            pixels = torch.from_numpy(rgb)
+        # Move the uint8 pixels (4x smaller) before widening: one float copy, scaled here
+        # and normalized in place by the model's transform, which releases it once resized.
+        return _Handover([pixels.to(self.device).permute(2, 0, 1).to(torch.float32).div_(255)])
+
+    @contextmanager
+    def _heads_threads(self) -> Iterator[None]:
+        """The heads alone are small work: one CPU thread does a box in about 35 ms whether
+        the machine is busy or not, where every core takes 24 ms idle but about 300 ms when
+        another process holds a core. (Process-wide: only the caller's thread runs torch.)"""
+        if self.device.type != "cpu":
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    @contextmanager
+    def _enough_memory(self, rgb: np.ndarray) -> Iterator[None]:
+        try:
+            yield
+        except torch.OutOfMemoryError as exc:
+            height, width = rgb.shape[:2]
+            raise ModelError(
+                f"Not enough memory on {self.device} for a {width}x{height} image; "
+                "try the CPU or a smaller image.",
+                setting="device",
+                value="cpu",
+            ) from exc
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
 
 
 def _failure(exc: Exception) -> Exception:
