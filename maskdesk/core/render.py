@@ -91,7 +91,7 @@ def _label(inst: Instance, categories: CategoryTable) -> str:
     return name if inst.score is None else f"{name} {inst.score:.2f}"
 
 
-def _text_color(color: tuple[int, int, int]) -> tuple[int, int, int]:
+def text_color(color: tuple[int, int, int]) -> tuple[int, int, int]:
     """Black or white, whichever contrasts more with `color` (WCAG 2 contrast ratio)."""
     linear = [v / 3294.6 if v <= 10 else ((v / 255 + 0.055) / 1.055) ** 2.4 for v in color]
     luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
@@ -246,4 +246,4 @@ def _draw_label(
     top = int(min(top, max(0, height - tag_h)))
     cv2.rectangle(out, (left, top), (left + tag_w - 1, top + tag_h - 1), color, cv2.FILLED)
     origin = (left + pad, top + pad + text_h)
-    cv2.putText(out, text, origin, _FONT, font_scale, _text_color(color), thickness, cv2.LINE_AA)
+    cv2.putText(out, text, origin, _FONT, font_scale, text_color(color), thickness, cv2.LINE_AA)

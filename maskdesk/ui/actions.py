@@ -52,6 +52,28 @@ SPECS = (
     ),
     ActionSpec("actionCancel", "&Cancel", ("Ctrl+.",), "Stop after the current image"),
     ActionSpec("actionOpenModel", "Open model &file...", ()),
+    # Repair tools (tools.py, editing.py). Esc also leaves a tool for Select.
+    ActionSpec("actionToolSelect", "&Select", ("S", "Esc"), "Click to select instances"),
+    ActionSpec(
+        "actionToolBox",
+        "&Box to mask",
+        ("X",),
+        "Drag a box: the model draws the mask inside it (Shift+drag keeps the chosen class)",
+    ),
+    ActionSpec("actionToolBrush", "&Brush", ("B",), "Paint on the selected instance, or a new one"),
+    ActionSpec("actionToolEraser", "&Eraser", ("E",), "Erase from the selected instance"),
+    ActionSpec(
+        "actionToolPolygon",
+        "P&olygon",
+        ("G",),
+        "Click points; Enter or a click on the first point closes, Esc drops it",
+    ),
+    ActionSpec("actionBrushSmaller", "Smaller brush", ("[",)),
+    ActionSpec("actionBrushLarger", "Larger brush", ("]",)),
+    ActionSpec("actionSplitInstance", "S&plit into parts", ("Shift+S",)),
+    ActionSpec("actionMergeInstances", "&Merge selected", ("Shift+M",)),
+    ActionSpec("actionFillHoles", "&Fill holes", ("Shift+F",)),
+    ActionSpec("actionRemoveSpecks", "Remove spec&ks", ("Shift+K",), "Drop parts below the size"),
     ActionSpec("actionShortcuts", "&Keyboard shortcuts", ("F1",)),
 )
 

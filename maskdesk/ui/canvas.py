@@ -8,7 +8,8 @@ here reads or writes the project.
 
 Mouse: left click selects the smallest visible instance under the cursor (Ctrl toggles one
 in or out of the selection, Shift adds), a click on the background clears the selection;
-wheel zooms around the cursor; middle drag, or left drag with Space held, pans.
+wheel zooms around the cursor; middle drag, or left drag with Space held, pans. An editing
+tool (`set_tool`, see tools.py) takes the left button and draws its own preview.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSizeF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFontMetricsF,
@@ -34,22 +35,14 @@ from PySide6.QtWidgets import QWidget
 
 from maskdesk.core.instances import Instance
 from maskdesk.core.render import instance_color
-from maskdesk.ui.labels import place_labels
+from maskdesk.ui.labels import lay_out, paint_label
 from maskdesk.ui.overlay_cache import Color, OverlayCache, OverlayEntry
+from maskdesk.ui.tools import Tool
 
 MIN_SCALE = 1 / 64
 MAX_SCALE = 64.0
 WHEEL_STEP = 1.25  # zoom factor per wheel notch (120 units of angle delta)
 BACKGROUND = QColor(48, 48, 48)
-LABEL_PAD = 2.0
-
-
-def text_color(color: Color) -> QColor:
-    """Black or white, whichever contrasts more with `color` (WCAG 2 contrast ratio)."""
-    linear = [v / 3294.6 if v <= 10 else ((v / 255 + 0.055) / 1.055) ** 2.4 for v in color]
-    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-    black = (luminance + 0.05) ** 2 > 0.05 * 1.05
-    return QColor(0, 0, 0) if black else QColor(255, 255, 255)
 
 
 class Canvas(QWidget):
@@ -105,6 +98,7 @@ class Canvas(QWidget):
         self._fitted = True
         self._pan_from: QPointF | None = None
         self._space = False
+        self._tool: Tool | None = None
 
     # -- document ---------------------------------------------------------------------------
 
@@ -215,6 +209,23 @@ class Canvas(QWidget):
     def hovered_id(self) -> int:
         return self._hover
 
+    # -- tools ------------------------------------------------------------------------------
+
+    def set_tool(self, tool: Tool | None) -> None:
+        """Give the left button to `tool` (None: clicks select); a gesture in progress of the
+        previous tool is dropped."""
+        if self._tool is not None:
+            self._tool.cancel()
+            self._tool.changed.disconnect(self.update)
+        self._tool = tool
+        if tool is not None:
+            tool.changed.connect(self.update)
+        self._restore_cursor()
+        self.update()
+
+    def tool(self) -> Tool | None:
+        return self._tool
+
     # -- view -------------------------------------------------------------------------------
 
     def scale(self) -> float:
@@ -307,37 +318,23 @@ class Canvas(QWidget):
         return self._labels
 
     def _place_labels(self, shown: list[int]) -> dict[int, tuple[QRectF, str]]:
-        metrics = QFontMetricsF(self.font())
-        bounds = QRectF(self.rect())
         selected = set(self._selection)
-        requests = []
-        texts: dict[int, str] = {}
 
         # The selection gets the first pick of spots, then higher scores.
         def rank(i: int) -> tuple[bool, float]:
             score = self._instances[i].score
             return (self._keys[i] not in selected, -(1.0 if score is None else score))
 
-        order = sorted(shown, key=rank)
-        for i in order:
+        entries = []
+        for i in sorted(shown, key=rank):
             inst = self._instances[i]
             assert inst.box is not None
             x0, y0, x1, y1 = inst.box
             box = QRectF(
                 self.image_to_widget(QPointF(x0, y0)), self.image_to_widget(QPointF(x1, y1))
             )
-            if not box.intersects(bounds):
-                continue
-            # Small beside the object: never wider than the box, or 60 px for tiny ones.
-            room = max(box.width(), 60.0) - 2 * LABEL_PAD
-            text = metrics.elidedText(self._label_text(inst), Qt.TextElideMode.ElideRight, room)
-            size = QSizeF(
-                metrics.horizontalAdvance(text) + 2 * LABEL_PAD, metrics.height() + 2 * LABEL_PAD
-            )
-            requests.append((self._keys[i], box, size))
-            texts[self._keys[i]] = text
-        rects = place_labels(requests, bounds)
-        return {k: (rect, texts[k]) for k, rect in rects.items()}
+            entries.append((self._keys[i], box, self._label_text(inst)))
+        return lay_out(entries, QFontMetricsF(self.font()), QRectF(self.rect()))
 
     def label_rects(self) -> dict[int, QRectF]:
         """Where labels are drawn now, by instance id, in widget coordinates."""
@@ -436,6 +433,10 @@ class Canvas(QWidget):
         painter.setClipping(False)
         if self._show_labels:
             self._paint_labels(painter, in_view)
+        if self._tool is not None:
+            painter.setTransform(self.transform())
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            self._tool.paint(painter, self._scale)
 
     def _paint_lines(self, painter: QPainter, shown: list[int]) -> None:
         selected = set(self._selection)
@@ -465,14 +466,7 @@ class Canvas(QWidget):
     def _paint_labels(self, painter: QPainter, shown: list[int]) -> None:
         colors = dict(zip(self._keys, self._colors, strict=True))
         for key, (rect, text) in self._layout_labels(shown).items():
-            color = colors[key]
-            painter.fillRect(rect, QColor(*color))
-            painter.setPen(text_color(color))
-            painter.drawText(
-                rect.adjusted(LABEL_PAD, LABEL_PAD, -LABEL_PAD, -LABEL_PAD),
-                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                text,
-            )
+            paint_label(painter, rect, text, colors[key])
 
     # -- events -----------------------------------------------------------------------------
 
@@ -497,10 +491,20 @@ class Canvas(QWidget):
             event.accept()
             return
         if button == Qt.MouseButton.LeftButton and self._image is not None:
-            self._click(self.instance_at(self.widget_to_image(event.position())), event.modifiers())
+            point = self.widget_to_image(event.position())
+            tool = self._tool
+            if tool is None or not tool.press(point, event.modifiers(), self._scale):
+                self._click(self.instance_at(point), event.modifiers())
             event.accept()
             return
         super().mousePressEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        point = self.widget_to_image(event.position())
+        left = event.button() == Qt.MouseButton.LeftButton
+        if self._tool is not None and left and self._tool.double_click(point):
+            return
+        self.mousePressEvent(event)
 
     def _click(self, key: int, modifiers: Qt.KeyboardModifier) -> None:
         """Apply a left click on instance `key` (-1: background) to the selection."""
@@ -526,7 +530,10 @@ class Canvas(QWidget):
             self.pan_by(delta.x(), delta.y())
             return
         if self._image is not None:
-            self._set_hover(self.instance_at(self.widget_to_image(event.position())))
+            point = self.widget_to_image(event.position())
+            if self._tool is not None:
+                self._tool.move(point, bool(event.buttons() & Qt.MouseButton.LeftButton))
+            self._set_hover(self.instance_at(point))
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self._pan_from is not None and event.button() in (
@@ -536,9 +543,15 @@ class Canvas(QWidget):
             self._pan_from = None
             self._restore_cursor()
             return
+        if self._tool is not None and event.button() == Qt.MouseButton.LeftButton:
+            self._tool.release(self.widget_to_image(event.position()), event.modifiers())
+            return
         super().mouseReleaseEvent(event)
 
     def leaveEvent(self, event: object) -> None:
+        if self._tool is not None:
+            self._tool.hover = None  # no brush circle left behind
+            self.update()
         self._set_hover(-1)
 
     def _set_hover(self, key: int) -> None:
@@ -547,10 +560,21 @@ class Canvas(QWidget):
             self.update()
             self.hovered.emit(key)
 
+    def event(self, event: QEvent) -> bool:
+        # Esc and Enter reach a tool with a gesture in progress before any shortcut does.
+        if event.type() == QEvent.Type.ShortcutOverride and self._tool and self._tool.active():
+            assert isinstance(event, QKeyEvent)
+            if event.key() in (Qt.Key.Key_Escape, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                event.accept()
+                return True
+        return super().event(event)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = True
             self.setCursor(Qt.CursorShape.OpenHandCursor)
+            return
+        if self._tool is not None and self._tool.key(event.key()):
             return
         super().keyPressEvent(event)
 
@@ -564,6 +588,8 @@ class Canvas(QWidget):
     def _restore_cursor(self) -> None:
         if self._space:
             self.setCursor(Qt.CursorShape.OpenHandCursor)
+        elif self._tool is not None:
+            self.setCursor(self._tool.cursor)
         else:
             self.unsetCursor()
 

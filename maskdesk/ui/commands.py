@@ -106,6 +106,40 @@ class AddInstances(QUndoCommand):
         self.notify(self.image_id)
 
 
+class ReplaceInstances(QUndoCommand):
+    """Replace some instances by others as one step (split, merge); undo deletes the new
+    ones and brings the old back with their ids; redo restores the new ids."""
+
+    def __init__(
+        self,
+        project: Project,
+        image_id: int,
+        old: Sequence[Instance],
+        new: Sequence[Instance],
+        text: str,
+        notify: Notify = _nothing,
+    ) -> None:
+        super().__init__(text)
+        self.project = project
+        self.image_id = image_id
+        self.old = list(old)
+        self.new = list(new)
+        self.notify = notify
+
+    def _swap(self, out: Sequence[Instance], into: Sequence[Instance]) -> list[Instance]:
+        with self.project.batch():
+            self.project.delete_instances([i.id for i in out if i.id is not None])
+            return self.project.add_instances(self.image_id, into, supersede=False).instances
+
+    def redo(self) -> None:
+        self.new = self._swap(self.old, self.new)
+        self.notify(self.image_id)
+
+    def undo(self) -> None:
+        self.old = self._swap(self.new, self.old)
+        self.notify(self.image_id)
+
+
 class SetImageStatus(QUndoCommand):
     """Mark an image reviewed (or back); undo restores the status and reason it had."""
 

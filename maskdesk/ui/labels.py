@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from PySide6.QtCore import QRectF, QSizeF
+from PySide6.QtCore import QRectF, QSizeF, Qt
+from PySide6.QtGui import QColor, QFontMetricsF, QPainter
+
+from maskdesk.core.render import text_color
 
 MAX_SHIFTS = 8
+LABEL_PAD = 2.0
 
 
 def _fits(rect: QRectF, bounds: QRectF, placed: list[QRectF]) -> bool:
@@ -54,3 +58,35 @@ def place_labels(
                 result[key] = found
                 break
     return result
+
+
+def lay_out(
+    entries: Iterable[tuple[int, QRectF, str]], metrics: QFontMetricsF, bounds: QRectF
+) -> dict[int, tuple[QRectF, str]]:
+    """Label rect and (elided) text for (key, box, text) entries, best spots first."""
+    requests = []
+    texts: dict[int, str] = {}
+    for key, box, full_text in entries:
+        if not box.intersects(bounds):
+            continue
+        # Small beside the object: never wider than the box, or 60 px for tiny ones.
+        room = max(box.width(), 60.0) - 2 * LABEL_PAD
+        text = metrics.elidedText(full_text, Qt.TextElideMode.ElideRight, room)
+        size = QSizeF(
+            metrics.horizontalAdvance(text) + 2 * LABEL_PAD, metrics.height() + 2 * LABEL_PAD
+        )
+        requests.append((key, box, size))
+        texts[key] = text
+    rects = place_labels(requests, bounds)
+    return {k: (rect, texts[k]) for k, rect in rects.items()}
+
+
+def paint_label(painter: QPainter, rect: QRectF, text: str, color: tuple[int, int, int]) -> None:
+    """A tag in the instance's colour with black or white text, whichever reads better."""
+    painter.fillRect(rect, QColor(*color))
+    painter.setPen(QColor(*text_color(color)))
+    painter.drawText(
+        rect.adjusted(LABEL_PAD, LABEL_PAD, -LABEL_PAD, -LABEL_PAD),
+        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+        text,
+    )

@@ -50,6 +50,8 @@ from maskdesk.ui.commands import (
     review,
     set_visible,
 )
+from maskdesk.ui.dialogs import confirm
+from maskdesk.ui.editing import Editor
 from maskdesk.ui.filter_bar import FilterBar
 from maskdesk.ui.image_list_model import (
     ImageFilterProxyModel,
@@ -68,6 +70,7 @@ from maskdesk.ui.instance_model import (
 )
 from maskdesk.ui.menus import build_menus, file_actions
 from maskdesk.ui.picture_loader import PictureLoader
+from maskdesk.ui.settings import setting_int, setting_list
 from maskdesk.ui.workers import InferenceThread
 
 DEFAULT_SCORE = 0.5
@@ -104,6 +107,7 @@ class MainWindow(QMainWindow):
         self.recent_models_menu = QMenu(self)
         self._build_widgets()
         build_menus(self)
+        self.editor = Editor(self)
         self.inference = InferenceThread(self)
         self.pictures = PictureLoader(self)
         self.pictures.loaded.connect(self._picture_loaded)
@@ -224,6 +228,7 @@ class MainWindow(QMainWindow):
         w.finished.connect(self._finished)
         w.failed.connect(self._worker_failed)
         w.busyChanged.connect(self._busy)
+        w.boxMasked.connect(self.editor.box_masked)
         from PySide6.QtWidgets import QApplication
 
         app = QApplication.instance()
@@ -275,6 +280,9 @@ class MainWindow(QMainWindow):
             return
         self.image_id = int(current.data(ImageIdRole))
         self.undo.activate(self.image_id)
+        tool = self.canvas.tool()
+        if tool is not None:
+            tool.cancel()  # a half-drawn polygon belongs to the image it was drawn on
         self.settings.setValue(f"lastImage/{self.project.folder}", self.image_id)
         record = self.project.image(self.image_id)
         # The table follows at once; the canvas when the picture is decoded (off this thread).
@@ -298,6 +306,7 @@ class MainWindow(QMainWindow):
         instances = self.project.instances(self.image_id)
         names = {c.id: c.name for c in self.project.categories}
         self.class_editor.names = sorted(names.values())
+        self.editor.fill_classes(self.class_editor.names)
         selected = [i.id for i in self.selected_instances() if i.id is not None]
         if reset:
             self.instance_model.set_instances(instances, names)
@@ -306,7 +315,7 @@ class MainWindow(QMainWindow):
         if canvas:
             colors = {i.id: color_of(i) for i in instances if i.id}
             self.canvas.set_instances(instances, names, colors)
-        self._select_ids([i for i in selected if any(x.id == i for x in instances)])
+        self.select_ids([i for i in selected if any(x.id == i for x in instances)])
         record = self.project.image(self.image_id)
         shown = sum(1 for i in instances if i.exported(self.min_score))
         self.statusBar().showMessage(
@@ -339,7 +348,7 @@ class MainWindow(QMainWindow):
         ids = {int(r.data(InstanceIdRole)) for r in rows}
         return [i for i in self.instance_model.instances() if i.id in ids]
 
-    def _select_ids(self, ids: list[int]) -> None:
+    def select_ids(self, ids: list[int]) -> None:
         self.canvas.set_selection(ids)
         table = self.instance_table.selectionModel()
         table.blockSignals(True)
@@ -359,7 +368,7 @@ class MainWindow(QMainWindow):
         self.canvas.set_selection([int(r.data(InstanceIdRole)) for r in rows])
 
     def _canvas_selection(self, ids: list[int]) -> None:
-        self._select_ids(list(ids))
+        self.select_ids(list(ids))
 
     # -- edits (each one undoable, stored at once) ------------------------------------------
 
@@ -473,15 +482,37 @@ class MainWindow(QMainWindow):
     def _run(self, task: str, arg: object) -> None:
         if task == "detect":
             self.inference.detect(int(arg))  # type: ignore[call-overload]
+        elif task == "box":
+            self.inference.box_to_mask(*arg)  # type: ignore[misc]
         else:
             self.inference.prelabel_folder(bool(arg))
 
     def detect(self) -> None:
-        if self.image_id is not None:
-            self._with_model("detect", self.image_id)
+        """Run the model on the image shown. A reviewed image is asked about first: it goes
+        back to pre-labeled (one undo step), and every decided instance stays."""
+        if self.project is None or self.image_id is None:
+            return
+        record = self.project.image(self.image_id)
+        if record.status is ImageStatus.REVIEWED:
+            question = (
+                f"{record.path} is marked reviewed. Detect again? It goes back to pre-labeled "
+                "(Undo marks it reviewed again); accepted, rejected and drawn instances stay."
+            )
+            if not confirm(self, "Detect a reviewed image", question):
+                return
+            back = SetImageStatus(self.project, record.id, ImageStatus.PRELABELED, self._notify)
+            self.undo.push(record.id, back)
+        self._with_model("detect", self.image_id)
 
     def prelabel_folder(self) -> None:
         self._with_model("prelabel", False)
+
+    def box_to_mask(
+        self, image_id: int, box: tuple[float, float, float, float], forced: str = ""
+    ) -> None:
+        """The model draws the mask inside `box` on the inference thread (box-to-mask tool);
+        `forced`: the class to give it instead of the model's."""
+        self._with_model("box", (image_id, box, forced))
 
     def _model_loaded(self, name: str, categories: list, note: str) -> None:
         self._model_ready = self.model_name
@@ -539,7 +570,8 @@ class MainWindow(QMainWindow):
         return super().eventFilter(watched, event)
 
     def _remember_folder(self, folder: Path) -> None:
-        recent = [str(folder)] + [f for f in self.setting_list("recentFolders") if f != str(folder)]
+        known = setting_list(self.settings, "recentFolders")
+        recent = [str(folder)] + [f for f in known if f != str(folder)]
         self.settings.setValue("recentFolders", recent[:10])
 
     def _restore_settings(self) -> None:
@@ -549,18 +581,8 @@ class MainWindow(QMainWindow):
         state = self.settings.value("splitter")
         if state is not None:
             self.splitter.restoreState(state)
-        self.score_slider.setValue(self.setting_int("score", 50))
-        self.opacity_slider.setValue(self.setting_int("opacity", 50))
-
-    def setting_list(self, key: str) -> list[str]:
-        value = self.settings.value(key, [])
-        return [str(v) for v in value] if isinstance(value, list) else [str(value)]
-
-    def setting_int(self, key: str, default: int) -> int:
-        try:
-            return int(str(self.settings.value(key, default)))
-        except ValueError:
-            return default
+        self.score_slider.setValue(setting_int(self.settings, "score", 50))
+        self.opacity_slider.setValue(setting_int(self.settings, "opacity", 50))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.setValue("geometry", self.saveGeometry())

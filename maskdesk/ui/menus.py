@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from maskdesk.core.errors import MaskdeskError
+from maskdesk.ui.settings import setting_list
 
 if TYPE_CHECKING:
     from maskdesk.ui.main_window import MainWindow
@@ -130,14 +131,14 @@ def ask_folder(window: MainWindow) -> None:
 
 def _fill_recent(window: MainWindow) -> None:
     window.recent_menu.clear()
-    for folder in window.setting_list("recentFolders"):
+    for folder in setting_list(window.settings, "recentFolders"):
         action = window.recent_menu.addAction(folder)
         action.triggered.connect(lambda _=False, f=folder: open_folder(window, f))
 
 
 def _fill_recent_models(window: MainWindow) -> None:
     window.recent_models_menu.clear()
-    for path in window.setting_list("recentModels"):
+    for path in setting_list(window.settings, "recentModels"):
         action = window.recent_models_menu.addAction(path)
         action.triggered.connect(lambda _=False, p=path: window.choose_model(p))
 
@@ -147,7 +148,7 @@ def ask_model_file(window: MainWindow) -> None:
         window, "Open a model file", str(Path.home()), "PyTorch models (*.pt *.pth);;All files (*)"
     )
     if path:
-        recent = [path] + [p for p in window.setting_list("recentModels") if p != path]
+        recent = [path] + [p for p in setting_list(window.settings, "recentModels") if p != path]
         window.settings.setValue("recentModels", recent[:8])
         window.choose_model(path)
 

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from maskdesk.core.errors import MaskdeskError, ModelError
+from maskdesk.core.images import load_rgb
 from maskdesk.core.prelabel import (
     ImageResult,
     PrelabelReport,
@@ -84,6 +86,8 @@ class InferenceWorker(QObject):
     finished = Signal(str, object)  # summary line, PrelabelReport
     failed = Signal(str)  # message for the user; the worker stays usable
     busyChanged = Signal(bool)  # True when a task starts, False when it ends (any outcome)
+    # image id, instances (model category ids), model category names by id, forced class name
+    boxMasked = Signal(int, list, object, str)
     closed = Signal()  # after shutdown(): connection closed, model dropped
 
     def __init__(self) -> None:
@@ -95,6 +99,7 @@ class InferenceWorker(QObject):
         self._predictor: Predictor | None = None
         self._model_key: tuple[str, str] | None = None
         self._note = ""
+        self._picture: tuple[int, np.ndarray] | None = None  # the image box-to-mask works on
 
     # -- thread-safe: called from any thread --------------------------------------------
 
@@ -167,6 +172,29 @@ class InferenceWorker(QObject):
         ticket = ticket or self.ticket()
         self._task("Pre-label folder", ticket, redo=redo, select=None)
 
+    @Slot(int, object, str)
+    @Slot(int, object, str, int)
+    def box_to_mask(
+        self, image_id: int, box: tuple[float, float, float, float], forced: str, ticket: int = 0
+    ) -> None:
+        """The loaded model's own heads on one box of an image: emits `boxMasked` with the
+        instance (class and score from the model, or the mask for class `forced` when the
+        model knows that name). The image and its features stay for the next box."""
+        ticket = ticket or self.ticket()
+        if self._cancelled(ticket):
+            return
+        try:
+            project, predictor = self._project, self._predictor
+            if project is None or predictor is None:
+                raise ModelError("No model is loaded: choose one in the Model menu first.")
+            rgb = self._picture_of(project, predictor, image_id)
+            known = [c.id for c in predictor.categories if c.name == forced]
+            instances = predictor.predict_boxes(rgb, [box], category_id=known[0] if known else None)
+            names = {c.id: c.name for c in predictor.categories}
+            self.boxMasked.emit(image_id, instances, names, forced)
+        except Exception as exc:
+            self._report_error("Box to mask", exc)
+
     @Slot()
     def shutdown(self) -> None:
         """Close the connection and drop the model in this thread, then end the thread."""
@@ -176,9 +204,19 @@ class InferenceWorker(QObject):
             log.exception("Closing the worker's project connection failed")
         self._predictor = None
         self._model_key = None
+        self._picture = None
         self.closed.emit()
 
     # -- inside the worker thread ---------------------------------------------------------
+
+    def _picture_of(self, project: Project, predictor: Predictor, image_id: int) -> np.ndarray:
+        """The image's pixels, decoded once while box-to-mask stays on it."""
+        if self._picture is None or self._picture[0] != image_id:
+            self._picture = None
+            predictor.forget_image()
+            record = project.image(image_id)
+            self._picture = (image_id, load_rgb(project.absolute_path(record)))
+        return self._picture[1]
 
     def _load_model(self, name: str, device: str, offline: bool, ticket: int) -> None:
         if self._model_key == (name, device) and self._predictor is not None:
@@ -297,6 +335,7 @@ class InferenceWorker(QObject):
             self.failed.emit(f"{what} failed unexpectedly ({type(exc).__name__}: {exc}).")
 
     def _close_project(self) -> None:
+        self._picture = None
         project, self._project = self._project, None
         if project is not None:
             project.close()
@@ -312,6 +351,7 @@ _REPEATED = (
     "finished",
     "failed",
     "busyChanged",
+    "boxMasked",
 )
 
 
@@ -332,11 +372,13 @@ class InferenceThread(QObject):
     finished = Signal(str, object)
     failed = Signal(str)
     busyChanged = Signal(bool)
+    boxMasked = Signal(int, list, object, str)
 
     _setProject = Signal(object)
     _loadModel = Signal(str, str, bool, int)
     _detect = Signal(int, int)
     _prelabel = Signal(bool, int)
+    _boxToMask = Signal(int, object, str, int)
     _shutdown = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -350,6 +392,7 @@ class InferenceThread(QObject):
         self._loadModel.connect(self.worker.load_model)
         self._detect.connect(self.worker.detect)
         self._prelabel.connect(self.worker.prelabel_folder)
+        self._boxToMask.connect(self.worker.box_to_mask)
         self._shutdown.connect(self.worker.shutdown)
         for name in _REPEATED:
             # Queued: this object lives in the UI thread, the worker's signals come from its own.
@@ -376,6 +419,12 @@ class InferenceThread(QObject):
 
     def prelabel_folder(self, redo: bool = False) -> None:
         self._prelabel.emit(redo, self.worker.ticket())
+
+    def box_to_mask(
+        self, image_id: int, box: tuple[float, float, float, float], forced: str = ""
+    ) -> None:
+        """Ask for the mask in `box` (image pixels); the answer comes as `boxMasked`."""
+        self._boxToMask.emit(image_id, box, forced, self.worker.ticket())
 
     def cancel(self) -> None:
         self.worker.cancel()

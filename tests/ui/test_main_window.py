@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QListView, QSlider, QTableView
 from maskdesk.core.categories import Category
 from maskdesk.core.coco import build_coco
 from maskdesk.core.exporting import project_images
-from maskdesk.core.instances import Instance, Review
+from maskdesk.core.instances import Instance, Origin, Review
 from maskdesk.core.masks import CropMask
 from maskdesk.core.project import ImageStatus, Project
 from maskdesk.ui.canvas import Canvas
@@ -330,3 +330,42 @@ def test_missing_weights_ask_what_to_do_and_a_model_file_can_be_chosen(
     with qtbot.waitSignal(window.inference.finished, timeout=WAIT_MS):
         window.acts["actionDetect"].trigger()
     qtbot.waitUntil(lambda: len(_table_rows(window)) > 0, timeout=WAIT_MS)
+
+
+def test_detect_on_a_reviewed_image_asks_first_and_keeps_decided_work(
+    window: MainWindow, qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import maskdesk.ui.main_window as main_window
+
+    answers: list[bool] = []
+    questions: list[str] = []
+
+    def confirm(parent, title: str, text: str) -> bool:  # noqa: ANN001
+        questions.append(text)
+        return answers.pop(0)
+
+    monkeypatch.setattr(main_window, "confirm", confirm)
+    window.open_folder(_shapes(tmp_path, 1))
+    project = window.project
+    assert project is not None and window.image_id is not None
+    image = window.image_id
+    mark = project.add_category("mark")
+    drawn = project.add_instance(
+        image, Instance(mark.id, CropMask(1, 1, np.ones((4, 4), bool)), origin=Origin.HUMAN)
+    )
+    project.set_status(image, ImageStatus.REVIEWED)
+
+    answers.append(False)
+    window.acts["actionDetect"].trigger()
+    assert "marked reviewed" in questions[-1]
+    assert project.image(image).status is ImageStatus.REVIEWED
+    assert [i.id for i in project.instances(image)] == [drawn.id]
+
+    answers.append(True)
+    with qtbot.waitSignal(window.inference.finished, timeout=WAIT_MS):
+        window.acts["actionDetect"].trigger()
+    assert project.image(image).status is ImageStatus.PRELABELED
+    found = project.instances(image)
+    assert drawn.id in [i.id for i in found] and len(found) > 1  # new predictions beside it
+    window.acts["actionUndo"].trigger()  # the mark comes back
+    assert project.image(image).status is ImageStatus.REVIEWED

@@ -1,0 +1,334 @@
+"""The repair tools: the toolbar (tool choice, class for new instances, speck size), the
+canvas tools' gestures turned into undoable edits, and split, merge, fill holes and specks.
+
+The pixel work is core's (`mask_ops`); each edit is a command from commands.py, stored at once.
+An instance a person edits counts as accepted; one a person draws (brush, polygon, box) is
+human-made and accepted. Box to mask asks the loaded model on the inference thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QActionGroup
+from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSpinBox, QToolBar
+
+from maskdesk.core import mask_ops
+from maskdesk.core.instances import Instance, Origin, Review
+from maskdesk.core.masks import CropMask
+from maskdesk.ui.commands import AddInstances, DeleteInstances, EditInstances, ReplaceInstances
+from maskdesk.ui.settings import setting_float, setting_int
+from maskdesk.ui.tools import RADIUS_STEP, BoxTool, BrushTool, Point, PolygonTool, Tool
+
+if TYPE_CHECKING:
+    from maskdesk.ui.main_window import MainWindow
+
+TOOL_ACTIONS = {
+    "actionToolSelect": "select",
+    "actionToolBox": "box",
+    "actionToolBrush": "brush",
+    "actionToolEraser": "eraser",
+    "actionToolPolygon": "polygon",
+}
+DEFAULT_CLASS = "object"
+DEFAULT_SPECK = 50  # pixels
+
+
+class Editor(QObject):
+    """Owns the tools and turns what they emit into edits of the window's current image."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.select_tool = Tool(self)
+        self.box_tool = BoxTool(self)
+        self.brush = BrushTool(erase=False, parent=self)
+        self.eraser = BrushTool(erase=True, parent=self)
+        self.polygon_tool = PolygonTool(self)
+        self.tools: dict[str, Tool] = {
+            t.name: t
+            for t in (self.select_tool, self.box_tool, self.brush, self.eraser, self.polygon_tool)
+        }
+        self.box_tool.boxDrawn.connect(self.box_drawn)
+        self.brush.stroked.connect(self.stroke)
+        self.eraser.stroked.connect(self.stroke)
+        self.polygon_tool.polygonDone.connect(self.polygon_done)
+        self._build_toolbar()
+
+    # -- toolbar ------------------------------------------------------------------------------
+
+    def _build_toolbar(self) -> None:
+        w, a = self.window, self.window.acts
+        bar = QToolBar("Tools", w)
+        bar.setObjectName("toolsToolBar")
+        w.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)  # a row of its own: never cut off
+        w.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        group = QActionGroup(self)
+        for name, tool in TOOL_ACTIONS.items():
+            action = a[name]
+            action.setCheckable(True)
+            group.addAction(action)
+            bar.addAction(action)
+            action.triggered.connect(lambda _=False, t=tool: self.use(t))
+        a["actionToolSelect"].setChecked(True)
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Class "))
+        self.class_chooser = QComboBox()
+        self.class_chooser.setObjectName("classChooser")
+        self.class_chooser.setEditable(True)
+        self.class_chooser.setMinimumContentsLength(12)
+        self.class_chooser.setToolTip(
+            "Class of new instances (brush, polygon, Shift+box); type a new name to add one"
+        )
+        bar.addWidget(self.class_chooser)
+        bar.addSeparator()
+        for name in (
+            "actionSplitInstance",
+            "actionMergeInstances",
+            "actionFillHoles",
+            "actionRemoveSpecks",
+        ):
+            bar.addAction(a[name])
+        self.speck_size = QSpinBox()
+        self.speck_size.setObjectName("speckSize")
+        self.speck_size.setRange(2, 1_000_000)
+        self.speck_size.setValue(setting_int(w.settings, "speckSize", DEFAULT_SPECK))
+        self.speck_size.setSuffix(" px")
+        self.speck_size.setToolTip("Remove specks: parts smaller than this many pixels go")
+        self.speck_size.valueChanged.connect(lambda v: w.settings.setValue("speckSize", v))
+        bar.addWidget(self.speck_size)
+        a["actionBrushSmaller"].triggered.connect(lambda: self._grow(-1))
+        a["actionBrushLarger"].triggered.connect(lambda: self._grow(1))
+        a["actionSplitInstance"].triggered.connect(self.split_selected)
+        a["actionMergeInstances"].triggered.connect(self.merge_selected)
+        a["actionFillHoles"].triggered.connect(self.fill_holes_selected)
+        a["actionRemoveSpecks"].triggered.connect(self.remove_specks_selected)
+        self.set_radius(setting_float(w.settings, "brushRadius", 10.0))
+        w.addActions([a[n] for n in ("actionBrushSmaller", "actionBrushLarger")])
+        tools_menu = QMenu("&Tools", w)
+        # Before Help, the last menu.
+        w.menuBar().insertMenu(w.menuBar().actions()[-1], tools_menu)
+        for name in TOOL_ACTIONS:
+            tools_menu.addAction(a[name])
+        tools_menu.addSeparator()
+        for name in (
+            "actionBrushSmaller",
+            "actionBrushLarger",
+            "actionSplitInstance",
+            "actionMergeInstances",
+            "actionFillHoles",
+            "actionRemoveSpecks",
+        ):
+            tools_menu.addAction(a[name])
+
+    def fill_classes(self, names: Sequence[str]) -> None:
+        """The project's class names in the chooser, keeping what is typed or chosen."""
+        current = self.class_chooser.currentText()
+        self.class_chooser.blockSignals(True)
+        self.class_chooser.clear()
+        self.class_chooser.addItems(sorted(names))
+        self.class_chooser.setCurrentText(current or (sorted(names)[0] if names else ""))
+        self.class_chooser.blockSignals(False)
+
+    def class_name(self) -> str:
+        """The class for new instances: the chooser's text, else the selection's, else
+        DEFAULT_CLASS."""
+        text = self.class_chooser.currentText().strip()
+        if text:
+            return text
+        chosen = self.window.selected_instances()
+        project = self.window.project
+        if chosen and project is not None:
+            return project.categories.name(chosen[0].category_id)
+        return DEFAULT_CLASS
+
+    def use(self, name: str) -> None:
+        """Make `name` the canvas's tool (select, box, brush, eraser, polygon)."""
+        tool = self.tools[name]
+        self.window.canvas.set_tool(None if name == "select" else tool)
+        for action_name, tool_name in TOOL_ACTIONS.items():
+            self.window.acts[action_name].setChecked(tool_name == name)
+
+    def current(self) -> str:
+        tool = self.window.canvas.tool()
+        return "select" if tool is None else tool.name
+
+    def set_radius(self, radius: float) -> None:
+        """One radius (image pixels) for the brush and the eraser; remembered."""
+        self.brush.set_radius(radius)
+        self.eraser.set_radius(self.brush.radius)
+        self.window.settings.setValue("brushRadius", self.brush.radius)
+
+    def _grow(self, steps: int) -> None:
+        self.set_radius(self.brush.radius * RADIUS_STEP**steps)
+        self.window.statusBar().showMessage(f"Brush radius {self.brush.radius:.1f} px")
+
+    # -- gestures into edits ------------------------------------------------------------------
+
+    def _size(self) -> tuple[int, int] | None:
+        w = self.window
+        if w.project is None or w.image_id is None or w.picture_id != w.image_id:
+            return None
+        record = w.project.image(w.image_id)
+        if record.width is None or record.height is None:
+            return None
+        return record.width, record.height
+
+    def _tell(self, text: str) -> None:
+        self.window.statusBar().showMessage(text)
+
+    def _new_instance(self, mask: CropMask, name: str) -> Instance:
+        assert self.window.project is not None
+        category = self.window.project.add_category(name)
+        return Instance(category.id, mask, origin=Origin.HUMAN, review=Review.ACCEPTED)
+
+    def _add(self, instances: list[Instance], text: str) -> None:
+        w = self.window
+        if w.project is None or w.image_id is None or not instances:
+            return
+        command = AddInstances(w.project, w.image_id, instances, text, w._notify)
+        w.undo.push(w.image_id, command)
+        self.fill_classes([c.name for c in w.project.categories])
+        w.select_ids([i.id for i in command.instances if i.id is not None])
+
+    def _edit(self, pairs: list[tuple[Instance, CropMask]], text: str) -> None:
+        """Give instances new masks (accepted: a person vouched for them); an emptied
+        instance is deleted."""
+        w = self.window
+        if w.project is None or w.image_id is None or not pairs:
+            return
+        emptied = [old for old, mask in pairs if mask.is_empty()]
+        changed = [
+            old.with_changes(mask=mask, review=Review.ACCEPTED)
+            for old, mask in pairs
+            if not mask.is_empty() and mask != old.mask.tight()
+        ]
+        if emptied and not changed:
+            w.undo.push(w.image_id, DeleteInstances(w.project, emptied, w._notify))
+        elif changed and not emptied:
+            w.undo.push(w.image_id, EditInstances(w.project, changed, text, w._notify))
+        elif changed and emptied:
+            stack = w.undo.stack(w.image_id)
+            stack.beginMacro(text)
+            stack.push(EditInstances(w.project, changed, text, w._notify))
+            stack.push(DeleteInstances(w.project, emptied, w._notify))
+            stack.endMacro()
+        else:
+            self._tell(f"{text}: nothing to change.")
+
+    def stroke(self, points: list[Point], radius: float, erase: bool) -> None:
+        size = self._size()
+        if size is None:
+            return
+        width, height = size
+        chosen = self.window.selected_instances()
+        if erase:
+            if not chosen:
+                self._tell("Select an instance to erase from (Select tool, or the table).")
+                return
+            self._edit(
+                [(i, mask_ops.erase_stroke(i.mask, points, radius, width, height)) for i in chosen],
+                "Erase",
+            )
+            return
+        if len(chosen) > 1:
+            self._tell("Select one instance to paint on, or none to draw a new one.")
+            return
+        if chosen:
+            mask = mask_ops.paint_stroke(chosen[0].mask, points, radius, width, height)
+            self._edit([(chosen[0], mask)], "Brush")
+            return
+        mask = mask_ops.stroke(points, radius, width, height)
+        if not mask.is_empty():
+            self._add([self._new_instance(mask, self.class_name())], "Brush new instance")
+
+    def polygon_done(self, points: list[Point]) -> None:
+        size = self._size()
+        if size is None:
+            return
+        mask = mask_ops.polygon(points, *size)
+        if mask.is_empty():
+            self._tell("The polygon covers no pixel centre; nothing was added.")
+            return
+        self._add([self._new_instance(mask, self.class_name())], "Polygon")
+
+    def box_drawn(self, x0: float, y0: float, x1: float, y1: float, keep_class: bool) -> None:
+        w = self.window
+        if w.project is None or w.image_id is None:
+            return
+        w.box_to_mask(w.image_id, (x0, y0, x1, y1), self.class_name() if keep_class else "")
+
+    def box_masked(self, image_id: int, instances: list, names: dict, forced: str) -> None:
+        """The model's answer to a box: add it as a person's instance of that image."""
+        w = self.window
+        if w.project is None or not instances:
+            return
+        made = []
+        for inst in instances:
+            if inst.mask.is_empty():
+                self._tell("The model found no mask in that box; draw it with the brush.")
+                continue
+            name = forced or names.get(inst.category_id, DEFAULT_CLASS)
+            made.append(self._new_instance(inst.mask, name))
+            if inst.score is not None and not forced:
+                self._tell(f"Box to mask: {name} ({inst.score:.2f})")
+        if made:
+            command = AddInstances(w.project, image_id, made, "Box to mask", w._notify)
+            w.undo.push(image_id, command)
+            self.fill_classes([c.name for c in w.project.categories])
+            if image_id == w.image_id:
+                w.select_ids([i.id for i in command.instances if i.id is not None])
+
+    # -- whole-instance operations -------------------------------------------------------------
+
+    def split_selected(self) -> None:
+        w = self.window
+        chosen = w.selected_instances()
+        if w.project is None or w.image_id is None or not chosen:
+            return
+        old, new = [], []
+        for inst in chosen:
+            pieces = mask_ops.parts(inst.mask)
+            if len(pieces) > 1:
+                old.append(inst)
+                new += [
+                    inst.with_changes(mask=p, box=None, review=Review.ACCEPTED, id=None)
+                    for p in pieces
+                ]
+        if not old:
+            self._tell("The selected instance is in one piece: nothing to split.")
+            return
+        command = ReplaceInstances(
+            w.project, w.image_id, old, new, f"Split into {len(new)}", w._notify
+        )
+        w.undo.push(w.image_id, command)
+        w.select_ids([i.id for i in command.new if i.id is not None])
+
+    def merge_selected(self) -> None:
+        w = self.window
+        chosen = w.selected_instances()
+        if w.project is None or w.image_id is None or len(chosen) < 2:
+            self._tell("Select two or more instances to merge (Ctrl+click).")
+            return
+        # The merged instance keeps the largest one's class and origin.
+        first = max(chosen, key=lambda i: i.mask.area)
+        merged = first.with_changes(
+            mask=mask_ops.merge([i.mask for i in chosen]), box=None, review=Review.ACCEPTED, id=None
+        )
+        command = ReplaceInstances(
+            w.project, w.image_id, chosen, [merged], f"Merge {len(chosen)}", w._notify
+        )
+        w.undo.push(w.image_id, command)
+        w.select_ids([i.id for i in command.new if i.id is not None])
+
+    def fill_holes_selected(self) -> None:
+        chosen = self.window.selected_instances()
+        self._edit([(i, mask_ops.fill_holes(i.mask)) for i in chosen], "Fill holes")
+
+    def remove_specks_selected(self) -> None:
+        chosen = self.window.selected_instances()
+        size = self.speck_size.value()
+        edits = [(i, mask_ops.remove_specks(i.mask, size)) for i in chosen]
+        self._edit(edits, f"Remove specks < {size} px")
