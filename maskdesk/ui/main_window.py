@@ -469,6 +469,10 @@ class MainWindow(QMainWindow):
             if action.objectName().startswith("actionModel_"):
                 action.setChecked(action.objectName() == f"actionModel_{name}")
 
+    @property
+    def device(self) -> str:
+        return str(self.settings.value("device", "auto"))
+
     def _with_model(self, task: str, arg: object) -> None:
         if self.project is None:
             return
@@ -477,7 +481,8 @@ class MainWindow(QMainWindow):
             return
         self._after_load.append((task, arg))
         self.statusBar().showMessage(f"Loading the model {self.model_name}...")
-        self.inference.load_model(self.model_name, str(self.settings.value("device", "auto")))
+        # Offline: missing weights are never fetched unasked; the dialog offers the download.
+        self.inference.load_model(self.model_name, self.device, offline=True)
 
     def _run(self, task: str, arg: object) -> None:
         if task == "detect":
@@ -524,8 +529,9 @@ class MainWindow(QMainWindow):
     def _model_failed(self, message: str, failure: object) -> None:
         from maskdesk.ui.menus import model_failed
 
-        self._after_load.clear()
-        model_failed(self, message, failure)
+        waiting, self._after_load = self._after_load, []
+        if model_failed(self, message, failure):
+            self._after_load = waiting  # downloading: Detect goes on once it is loaded
 
     def _progress(self, done: int, total: int, rate: float, left: float) -> None:
         self.progress.setMaximum(max(total, 1))

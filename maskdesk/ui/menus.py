@@ -238,14 +238,15 @@ def show_shortcuts(window: MainWindow) -> None:
     ShortcutsDialog(window, list(window.acts.values())).exec()
 
 
-def model_failed(window: MainWindow, message: str, failure: object) -> None:
+def model_failed(window: MainWindow, message: str, failure: object) -> bool:
     """Missing weights: offer to download (with a progress dialog whose Cancel works) or to
-    open a model file; any other model error: a plain message."""
+    open a model file; any other model error: a plain message. True when a download of the
+    same model started (what waited for the model can go on when it is loaded)."""
     from maskdesk.ui.dialogs import DownloadDialog, ask_missing_weights, show_model_error
 
     if not getattr(failure, "missing_weights", False) or getattr(failure, "cancelled", False):
         show_model_error(window, message)
-        return
+        return False
     answer = ask_missing_weights(window, failure, message)  # type: ignore[arg-type]
     if answer == "open":
         ask_model_file(window)
@@ -267,7 +268,9 @@ def model_failed(window: MainWindow, message: str, failure: object) -> None:
         window.inference.modelLoaded.connect(done)
         window.inference.modelFailed.connect(done)
         dialog.show()
-        window.inference.load_model(window.model_name, "auto", False)
+        window.inference.load_model(window.model_name, window.device, False)
+        return True
+    return False
 
 
 __all__ = ["build_menus", "file_actions", "model_failed"]

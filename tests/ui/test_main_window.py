@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF, QSettings
-from PySide6.QtWidgets import QListView, QSlider, QTableView
+from PySide6.QtWidgets import QListView, QPushButton, QSlider, QTableView
 
 from maskdesk.core.categories import Category
 from maskdesk.core.coco import build_coco
@@ -369,3 +369,45 @@ def test_detect_on_a_reviewed_image_asks_first_and_keeps_decided_work(
     assert drawn.id in [i.id for i in found] and len(found) > 1  # new predictions beside it
     window.acts["actionUndo"].trigger()  # the mark comes back
     assert project.image(image).status is ImageStatus.REVIEWED
+
+
+def test_missing_weights_download_shows_progress_and_its_cancel_stops_it(
+    window: MainWindow, qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The download itself is the edge replaced here (no network); everything from the
+    window's Detect to the worker's cancel is the real path."""
+    import time
+
+    import maskdesk.ui.dialogs as dialogs
+    from maskdesk.inference import models
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    answers = ["download"]
+    monkeypatch.setattr(dialogs, "ask_missing_weights", lambda *a: answers.pop(0))
+    errors: list[str] = []
+    monkeypatch.setattr(dialogs, "show_model_error", lambda parent, message: errors.append(message))
+    chunks: list[int] = []
+
+    def slow_download(url: str, dest: Path, *, progress=None) -> None:  # noqa: ANN001
+        total = 400 * models.CHUNK_BYTES
+        for done in range(0, total + 1, models.CHUNK_BYTES):
+            chunks.append(done)
+            models._report(progress, done, total, url)  # raises DownloadCancelled on cancel
+            time.sleep(0.02)
+        raise AssertionError("the download was not cancelled")
+
+    monkeypatch.setattr(models, "download", slow_download)
+    window.open_folder(_shapes(tmp_path, 1))
+    window.choose_model("coco-v1")
+    window.acts["actionDetect"].trigger()
+    qtbot.waitUntil(lambda: window.findChild(dialogs.DownloadDialog) is not None, timeout=WAIT_MS)
+    dialog = window.findChild(dialogs.DownloadDialog)
+    qtbot.waitUntil(lambda: dialog.value() > 0 and "MB" in dialog.labelText(), timeout=WAIT_MS)
+    assert dialog.isVisible()
+    next(b for b in dialog.findChildren(QPushButton) if b.text() == "Cancel").click()
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=WAIT_MS)
+    assert "cancelled; nothing was written" in errors[0] and not dialog.isVisible()
+    assert len(chunks) < 400  # stopped within a chunk or so, not at the end
+    checkpoints = tmp_path / "torch-home" / "hub" / "checkpoints"
+    assert not checkpoints.exists() or not any(checkpoints.iterdir())  # no partial file left
+    assert window.acts["actionDetect"].isEnabled()  # the window goes on
