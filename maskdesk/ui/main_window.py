@@ -280,6 +280,7 @@ class MainWindow(QMainWindow):
             return
         self.image_id = int(current.data(ImageIdRole))
         self.undo.activate(self.image_id)
+        self.inference.keep_only(self.image_id)
         tool = self.canvas.tool()
         if tool is not None:
             tool.cancel()  # a half-drawn polygon belongs to the image it was drawn on

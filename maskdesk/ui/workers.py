@@ -195,6 +195,14 @@ class InferenceWorker(QObject):
         except Exception as exc:
             self._report_error("Box to mask", exc)
 
+    @Slot(int)
+    def keep_only(self, image_id: int) -> None:
+        """The person moved to `image_id`: free another image's pixels and features."""
+        if self._picture is not None and self._picture[0] != image_id:
+            self._picture = None
+            if self._predictor is not None:
+                self._predictor.forget_image()
+
     @Slot()
     def shutdown(self) -> None:
         """Close the connection and drop the model in this thread, then end the thread."""
@@ -379,6 +387,7 @@ class InferenceThread(QObject):
     _detect = Signal(int, int)
     _prelabel = Signal(bool, int)
     _boxToMask = Signal(int, object, str, int)
+    _keepOnly = Signal(int)
     _shutdown = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -393,6 +402,7 @@ class InferenceThread(QObject):
         self._detect.connect(self.worker.detect)
         self._prelabel.connect(self.worker.prelabel_folder)
         self._boxToMask.connect(self.worker.box_to_mask)
+        self._keepOnly.connect(self.worker.keep_only)
         self._shutdown.connect(self.worker.shutdown)
         for name in _REPEATED:
             # Queued: this object lives in the UI thread, the worker's signals come from its own.
@@ -425,6 +435,10 @@ class InferenceThread(QObject):
     ) -> None:
         """Ask for the mask in `box` (image pixels); the answer comes as `boxMasked`."""
         self._boxToMask.emit(image_id, box, forced, self.worker.ticket())
+
+    def keep_only(self, image_id: int) -> None:
+        """Box to mask keeps one image's features: free them once the person leaves it."""
+        self._keepOnly.emit(image_id)
 
     def cancel(self) -> None:
         self.worker.cancel()

@@ -346,3 +346,35 @@ def test_importing_the_workers_module_does_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_box_to_mask_keeps_the_image_for_the_next_box_and_frees_it_on_leaving(
+    qtbot, inference: InferenceThread, project: Project
+) -> None:
+    first, second = project.images()[:2]
+    with qtbot.waitSignal(inference.failed, timeout=TASK_MS) as failed:
+        inference.box_to_mask(first.id, (10.0, 10.0, 50.0, 50.0))
+    assert "No model is loaded" in failed.args[0]
+
+    inference.set_project(project)
+    _load(qtbot, inference)
+    predictor = inference.worker._predictor
+    assert predictor is not None
+    runs: list[int] = []
+    predictor.model.backbone.register_forward_hook(lambda *a: runs.append(1))
+    answers = []
+    for box in [(10.0, 10.0, 60.0, 60.0), (30.0, 20.0, 90.0, 80.0)]:
+        with qtbot.waitSignal(inference.boxMasked, timeout=TASK_MS) as masked:
+            inference.box_to_mask(first.id, box, "rectangle")
+        answers.append(masked.args)
+    assert len(runs) == 1  # the second box ran the heads only
+    for image_id, instances, names, forced in answers:
+        assert image_id == first.id and forced == "rectangle" and len(instances) == 1
+        assert names[instances[0].category_id] == "rectangle"  # the class asked for
+    inference.keep_only(first.id)
+    with qtbot.waitSignal(inference.boxMasked, timeout=TASK_MS):
+        inference.box_to_mask(first.id, (10.0, 10.0, 60.0, 60.0))
+    assert len(runs) == 1 and predictor._features._entry is not None
+    inference.keep_only(second.id)  # the person moved on: pixels and features go
+    qtbot.waitUntil(lambda: inference.worker._picture is None, timeout=TASK_MS)
+    assert predictor._features._entry is None
