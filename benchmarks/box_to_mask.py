@@ -5,8 +5,8 @@
 The model is coco-v1's architecture (torchvision maskrcnn_resnet50_fpn, 91 classes, no
 downloaded weights) at the real models' input size (min_size 800, max_size 1333, 1000
 proposals). By default it is the tests' seeded, biased copy, which returns 100 detections
-with masks, so `predict` does all its work; `--plain` keeps the random init untouched (few
-or no detections survive the 0.05 score floor, so predict skips most of the mask head).
+with masks, so `predict` does all its work; `--plain` keeps the random init untouched (on the
+sample photo about 50 detections survive the 0.05 score floor, so the mask head does less).
 The picture is a sample photo resized to WIDTH x HEIGHT, decoded before any clock starts.
 
 - baseline: `Predictor.predict(rgb)`: transform, backbone+FPN, RPN (1000 proposals), box head
