@@ -8,7 +8,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 EXIT_NO_DISPLAY = 2
 
 
@@ -28,7 +27,9 @@ def window_parser() -> argparse.ArgumentParser:
         prog="maskdesk",
         description="Open the review window (headless commands: maskdesk help).",
     )
-    parser.add_argument("folder", nargs="?", type=Path, help="folder of images (the samples)")
+    parser.add_argument(
+        "folder", nargs="?", type=Path, help="folder of images (default: a copy of the samples)"
+    )
     parser.add_argument("--model", help="coco-v1, coco-v2 or a model file (remembered)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where it runs")
     return parser
@@ -45,17 +46,25 @@ def launch(args: Sequence[str]) -> int:
         )
         return EXIT_NO_DISPLAY
 
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication, QMessageBox
 
+    from maskdesk.resource_files import icon_files, user_samples
     from maskdesk.ui.main_window import MainWindow
     from maskdesk.ui.menus import open_folder
     from maskdesk.ui.safety import install_excepthook, install_sigint
 
     options = window_parser().parse_args(list(args))
-    folder = options.folder or SAMPLES
+    folder = options.folder or user_samples()
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("maskdesk")
     app.setOrganizationName("maskdesk")
+    # Wayland finds the icon (and the launcher entry) through the .desktop file's name.
+    QApplication.setDesktopFileName("maskdesk")
+    icon = QIcon()
+    for png in icon_files():
+        icon.addFile(str(png))
+    QApplication.setWindowIcon(icon)
     window = MainWindow()
     if options.model:
         window.choose_model(options.model)
