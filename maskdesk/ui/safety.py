@@ -58,7 +58,7 @@ def install_excepthook(show: ShowFn, path: Path | None = None) -> Path | None:
         if issubclass(kind, KeyboardInterrupt):
             app = QCoreApplication.instance()
             if app is not None:
-                app.quit()
+                QTimer.singleShot(0, app.quit)  # also when the loop has not started yet
             return
         text = "".join(traceback.format_exception(kind, exc, tb))
         log.error("unexpected error\n%s", text)
@@ -80,7 +80,9 @@ def install_sigint(app: QCoreApplication, interval_ms: int = 200) -> QTimer:
     """Ctrl-C in the terminal quits `app` (closing windows as a click on Quit would)."""
 
     def on_sigint(signum: int, frame: object) -> None:
-        app.quit()
+        # Queued, not app.quit() now: before the event loop runs (a Ctrl-C during start-up)
+        # quit() does nothing, and the window would open anyway.
+        QTimer.singleShot(0, app.quit)
 
     signal.signal(signal.SIGINT, on_sigint)
     timer = QTimer(app)

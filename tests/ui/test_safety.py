@@ -43,12 +43,18 @@ def test_an_exception_in_a_slot_is_logged_and_shown_once(qtbot, tmp_path: Path) 
     assert text.count("Traceback") == 2 and "broken_slot" in text
 
 
-def test_ctrl_c_in_the_terminal_quits_the_event_loop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["running", "starting"])
+def test_ctrl_c_in_the_terminal_quits_the_event_loop(tmp_path: Path, when: str) -> None:
+    # "starting": Ctrl-C arrives while the window is built, before the event loop runs.
+    send = {
+        "running": "QTimer.singleShot(300, lambda: os.kill(os.getpid(), signal.SIGINT))",
+        "starting": "os.kill(os.getpid(), signal.SIGINT)",
+    }[when]
     script = tmp_path / "app.py"
     script.write_text(
         textwrap.dedent(
             """
-            import os, signal
+            import os, signal, sys
             from PySide6.QtCore import QTimer
             from PySide6.QtWidgets import QApplication, QMainWindow
             from maskdesk.ui.safety import install_sigint
@@ -57,11 +63,12 @@ def test_ctrl_c_in_the_terminal_quits_the_event_loop(tmp_path: Path) -> None:
             window = QMainWindow()
             window.show()
             install_sigint(app)
-            QTimer.singleShot(300, lambda: os.kill(os.getpid(), signal.SIGINT))
+            SEND
+            QTimer.singleShot(20000, lambda: sys.exit("the window stayed open"))
             code = app.exec()
             print("closed cleanly", code)
             """
-        )
+        ).replace("SEND", send)
     )
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.run(
