@@ -55,7 +55,11 @@ class Tool(QObject):
         return False
 
     def key(self, key: int) -> bool:
-        """A key press while the canvas has focus; True when the tool used it."""
+        """A key press while the canvas has focus; True when the tool used it. Esc drops
+        a gesture in progress."""
+        if key == Qt.Key.Key_Escape and self.active():
+            self.cancel()
+            return True
         return False
 
     def cancel(self) -> None:
@@ -104,12 +108,6 @@ class BoxTool(Tool):
         if rect.width() >= self._min_size and rect.height() >= self._min_size:
             keep = bool(modifiers & Qt.KeyboardModifier.ShiftModifier)
             self.boxDrawn.emit(rect.left(), rect.top(), rect.right(), rect.bottom(), keep)
-
-    def key(self, key: int) -> bool:
-        if key == Qt.Key.Key_Escape and self.active():
-            self.cancel()
-            return True
-        return False
 
     def cancel(self) -> None:
         self._start = self._end = None
@@ -171,12 +169,6 @@ class BrushTool(Tool):
         points, self._points = self._points, []
         self.changed.emit()
         self.stroked.emit(points, self.radius, self.erase)
-
-    def key(self, key: int) -> bool:
-        if key == Qt.Key.Key_Escape and self.active():
-            self.cancel()
-            return True
-        return False
 
     def cancel(self) -> None:
         self._points = []
@@ -246,10 +238,7 @@ class PolygonTool(Tool):
         if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.points:
             self.close()
             return True
-        if key == Qt.Key.Key_Escape and self.points:
-            self.cancel()
-            return True
-        return False
+        return super().key(key)
 
     def close(self) -> None:
         points = self.points

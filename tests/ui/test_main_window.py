@@ -27,17 +27,6 @@ FIXTURE_MODEL = REPO / "tests" / "fixtures" / "shapes-tiny.pt"
 WAIT_MS = 120_000  # a loaded 2-core machine
 
 
-@pytest.fixture
-def window(qtbot, tmp_path: Path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    settings.setValue("model", str(FIXTURE_MODEL))
-    window = MainWindow(settings)
-    qtbot.addWidget(window)
-    window.show()
-    yield window
-    window.close()
-
-
 def _grey_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
