@@ -22,6 +22,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -229,8 +230,6 @@ class MainWindow(QMainWindow):
         w.failed.connect(self._worker_failed)
         w.busyChanged.connect(self._busy)
         w.boxMasked.connect(self.editor.box_masked)
-        from PySide6.QtWidgets import QApplication
-
         app = QApplication.instance()
         if app is not None:
             app.installEventFilter(self)
