@@ -228,3 +228,28 @@ def weights_message(cmd: Sequence[str], env: dict[str, str], cwd: Path) -> str:
     found = re.search(r"place it at (\S+\.pth)", proc.stderr)
     assert found, proc.stderr
     return found.group(1)
+
+
+def check_installed_command(cmd: list[str], installed_tree: Path, tmp_path: Path) -> None:
+    """What a person does with an installed maskdesk, as a new user: --version, predict with
+    the fixture model (the same COCO as the source install's), the window offscreen, the
+    weights cache where the source install looks; and nothing under `installed_tree` changed.
+    """
+    installed = snapshot(installed_tree)
+    env = user_env(tmp_path / "home")
+    check_version(cmd, env, tmp_path)
+
+    (tmp_path / "installed").mkdir()
+    (tmp_path / "source").mkdir()
+    out = predict(cmd, env, tmp_path / "installed")
+    reference = predict(SOURCE_INSTALL, user_env(tmp_path / "home2"), tmp_path / "source")
+    check_coco(out, reference)
+
+    check_window(cmd, env, tmp_path, tmp_path / "home")
+
+    (tmp_path / "w1").mkdir()
+    (tmp_path / "w2").mkdir()
+    where = weights_message(cmd, env, tmp_path / "w1")
+    assert where == weights_message(SOURCE_INSTALL, env, tmp_path / "w2")
+    assert where.startswith(env["TORCH_HOME"] + "/hub/checkpoints/")
+    assert snapshot(installed_tree) == installed  # it wrote only to the user's folders

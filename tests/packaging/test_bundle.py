@@ -22,14 +22,7 @@ from maskdesk import __version__
 from maskdesk.resource_files import ICON_SIZES
 from tests.packaging.checks import (
     ROOT,
-    SOURCE_INSTALL,
-    check_coco,
-    check_version,
-    check_window,
-    predict,
-    snapshot,
-    user_env,
-    weights_message,
+    check_installed_command,
 )
 
 pytestmark = [
@@ -117,22 +110,4 @@ def test_the_package_puts_files_in_the_standard_places(deb: Path, root: Path) ->
 
 
 def test_the_installed_launcher_runs_headless_and_windowed(root: Path, tmp_path: Path) -> None:
-    cmd = [str(root / "usr" / "bin" / "maskdesk")]
-    installed = snapshot(root)
-    env = user_env(tmp_path / "home")
-    check_version(cmd, env, tmp_path)
-
-    (tmp_path / "bundle").mkdir()
-    (tmp_path / "source").mkdir()
-    out = predict(cmd, env, tmp_path / "bundle")
-    reference = predict(SOURCE_INSTALL, user_env(tmp_path / "home2"), tmp_path / "source")
-    check_coco(out, reference)
-
-    check_window(cmd, env, tmp_path, tmp_path / "home")
-
-    (tmp_path / "w1").mkdir()
-    (tmp_path / "w2").mkdir()
-    where = weights_message(cmd, env, tmp_path / "w1")
-    assert where == weights_message(SOURCE_INSTALL, env, tmp_path / "w2")
-    assert where.startswith(env["TORCH_HOME"] + "/hub/checkpoints/")
-    assert snapshot(root) == installed  # it wrote only to the user's folders
+    check_installed_command([str(root / "usr" / "bin" / "maskdesk")], root, tmp_path)

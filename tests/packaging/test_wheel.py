@@ -15,16 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.packaging.checks import (
-    SOURCE_INSTALL,
     build_wheel,
-    check_coco,
-    check_version,
-    check_window,
-    predict,
+    check_installed_command,
     setuptools_version,
-    snapshot,
     user_env,
-    weights_message,
 )
 
 pytestmark = [
@@ -92,21 +86,4 @@ def test_maskdesk_comes_from_the_wheel_with_its_data(venv: Path, tmp_path: Path)
 
 
 def test_the_installed_command(venv: Path, tmp_path: Path) -> None:
-    cmd = [str(venv / "bin" / "maskdesk")]
-    installed = snapshot(venv)
-    env = user_env(tmp_path / "home")
-    check_version(cmd, env, tmp_path)
-
-    (tmp_path / "wheel").mkdir()
-    (tmp_path / "source").mkdir()
-    out = predict(cmd, env, tmp_path / "wheel")
-    reference = predict(SOURCE_INSTALL, user_env(tmp_path / "home2"), tmp_path / "source")
-    check_coco(out, reference)
-
-    check_window(cmd, env, tmp_path, tmp_path / "home")
-    (tmp_path / "w1").mkdir()
-    (tmp_path / "w2").mkdir()
-    where = weights_message(cmd, env, tmp_path / "w1")
-    assert where == weights_message(SOURCE_INSTALL, env, tmp_path / "w2")
-    assert where.startswith(env["TORCH_HOME"] + "/hub/checkpoints/")
-    assert snapshot(venv) == installed  # everything went to the user's folders
+    check_installed_command([str(venv / "bin" / "maskdesk")], venv, tmp_path)

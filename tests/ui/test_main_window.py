@@ -361,31 +361,23 @@ def test_detect_on_a_reviewed_image_asks_first_and_keeps_decided_work(
 
 
 def test_missing_weights_download_shows_progress_and_its_cancel_stops_it(
-    window: MainWindow, qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    window: MainWindow,
+    qtbot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    slow_download: list[int],
 ) -> None:
     """The download itself is the edge replaced here (no network); everything from the
     window's Detect to the worker's cancel is the real path."""
-    import time
 
     import maskdesk.ui.dialogs as dialogs
-    from maskdesk.inference import models
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     answers = ["download"]
     monkeypatch.setattr(dialogs, "ask_missing_weights", lambda *a: answers.pop(0))
     errors: list[str] = []
     monkeypatch.setattr(dialogs, "show_model_error", lambda parent, message: errors.append(message))
-    chunks: list[int] = []
-
-    def slow_download(url: str, dest: Path, *, progress=None) -> None:  # noqa: ANN001
-        total = 400 * models.CHUNK_BYTES
-        for done in range(0, total + 1, models.CHUNK_BYTES):
-            chunks.append(done)
-            models._report(progress, done, total, url)  # raises DownloadCancelled on cancel
-            time.sleep(0.02)
-        raise AssertionError("the download was not cancelled")
-
-    monkeypatch.setattr(models, "download", slow_download)
+    chunks = slow_download
     window.open_folder(_shapes(tmp_path, 1))
     window.choose_model("coco-v1")
     window.acts["actionDetect"].trigger()
