@@ -71,7 +71,7 @@ from maskdesk.ui.instance_model import (
 )
 from maskdesk.ui.menus import build_menus, file_actions
 from maskdesk.ui.picture_loader import PictureLoader
-from maskdesk.ui.settings import setting_int, setting_list
+from maskdesk.ui.settings import remember_recent, setting_int
 from maskdesk.ui.workers import InferenceThread
 
 DEFAULT_SCORE = 0.5
@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
         self.inference.set_project(project)
         self.setWindowTitle(f"maskdesk — {project.folder}")
         self.statusBar().showMessage(project.store_note or f"Project: {project.store_path}")
-        self._remember_folder(project.folder)
+        remember_recent(self.settings, "recentFolders", str(project.folder))
         self.project.changed()  # what is stored now is what is shown
         self.filters.fill_classes()
         self.filters.update_from_store()
@@ -574,11 +574,6 @@ class MainWindow(QMainWindow):
                 self.canvas.set_masks_hidden(event.type() == QEvent.Type.KeyPress)
                 return True
         return super().eventFilter(watched, event)
-
-    def _remember_folder(self, folder: Path) -> None:
-        known = setting_list(self.settings, "recentFolders")
-        recent = [str(folder)] + [f for f in known if f != str(folder)]
-        self.settings.setValue("recentFolders", recent[:10])
 
     def _restore_settings(self) -> None:
         geometry = self.settings.value("geometry")

@@ -15,7 +15,7 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from maskdesk.core.errors import MaskdeskError
-from maskdesk.ui.settings import setting_list
+from maskdesk.ui.settings import remember_recent, setting_list
 
 if TYPE_CHECKING:
     from maskdesk.ui.main_window import MainWindow
@@ -148,8 +148,7 @@ def ask_model_file(window: MainWindow) -> None:
         window, "Open a model file", str(Path.home()), "PyTorch models (*.pt *.pth);;All files (*)"
     )
     if path:
-        recent = [path] + [p for p in setting_list(window.settings, "recentModels") if p != path]
-        window.settings.setValue("recentModels", recent[:8])
+        remember_recent(window.settings, "recentModels", path, keep=8)
         window.choose_model(path)
 
 

@@ -23,3 +23,9 @@ def setting_float(settings: QSettings, key: str, default: float) -> float:
         return float(str(settings.value(key, default)))
     except ValueError:
         return default
+
+
+def remember_recent(settings: QSettings, key: str, value: str, keep: int = 10) -> None:
+    """Put `value` first in the recent list `key` (once), keeping the `keep` newest."""
+    recent = [value] + [v for v in setting_list(settings, key) if v != value]
+    settings.setValue(key, recent[:keep])
