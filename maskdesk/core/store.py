@@ -40,7 +40,8 @@ SCHEMA_VERSION = 2
 APPLICATION_ID = 0x4D534B44  # "MSKD": tells our files apart from any other SQLite database
 STORE_DIR = ".maskdesk"
 STORE_FILE = "project.sqlite"
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+# How long a write waits for another program's write lock before it says the project is busy.
+BUSY_TIMEOUT_S = 10.0
 
 
 class ImageStatus(StrEnum):
@@ -205,12 +206,15 @@ def _writable_dir(directory: Path) -> str | None:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         probe.unlink()
-        store = directory / STORE_FILE
-        if store.exists():
-            with open(store, "r+b"):
-                pass
     except OSError as exc:
         return f"cannot write in {directory}: {exc.strerror or exc.__class__.__name__}"
+    # Never open() the store itself: closing any descriptor of it drops every POSIX lock this
+    # process holds on it, SQLite's included, and another process then deletes the WAL
+    # (SQLite's "How To Corrupt An SQLite Database File", 2.2). The folder probe above already
+    # caught a read-only mount; access() tells a read-only file.
+    store = directory / STORE_FILE
+    if store.exists() and not os.access(store, os.W_OK):
+        return f"cannot write {store}: the file is read-only"
     return None
 
 
@@ -331,18 +335,11 @@ class Store:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    existing = path.is_file() and path.stat().st_size > 0
-    if existing:
-        try:
-            with open(path, "rb") as f:
-                header = f.read(len(_SQLITE_MAGIC))
-        except OSError as exc:
-            raise ProjectError(f"Cannot read the project {path}: {exc.strerror}.") from exc
-        if header != _SQLITE_MAGIC:
-            raise _not_a_store(path, "it is not a SQLite database")
+    # The header is checked by SQLite itself (the first read below fails with "file is not a
+    # database"): reading it with open() would release this process's locks on the file.
     try:
         # Autocommit mode: transactions are begun and ended explicitly by Store.transaction.
-        conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
     except sqlite3.Error as exc:
         raise ProjectError(f"Cannot open the project {path}: {exc}.") from exc
     try:
@@ -360,6 +357,8 @@ def _check_and_prepare(conn: sqlite3.Connection, path: Path) -> None:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise _not_a_store(path, "it is not a SQLite database") from exc
         raise _not_a_store(path, f"the file is damaged ({exc})") from exc
     if version == 0 and tables:
         raise _not_a_store(path, "it is a SQLite database of another program")
