@@ -66,8 +66,9 @@ class Instance:
 
     @property
     def decided(self) -> bool:
-        """A person's work: drawn by a person, or a prediction a person accepted or rejected."""
-        return not (self.origin is Origin.MODEL and self.review is Review.PENDING)
+        """A person's work: drawn by a person, or a prediction a person accepted, rejected or
+        hid (the next run of the model keeps it)."""
+        return not (self.origin is Origin.MODEL and self.review is Review.PENDING and self.visible)
 
     def exported(self, min_score: float = 0.0) -> bool:
         """Whether this instance goes into an export at the given score threshold.

@@ -7,6 +7,7 @@ back with its work when the file does.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,11 +16,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from maskdesk.core.categories import Category, CategoryTable
-from maskdesk.core.errors import MaskdeskError, ProjectError
-from maskdesk.core.images import natural_key, read_size, scan_folder
+from maskdesk.core.errors import ProjectError
+from maskdesk.core.images import natural_key
 from maskdesk.core.instances import Instance, Origin, Review
 from maskdesk.core.matching import Candidates
+from maskdesk.core.scan import sync_images
 from maskdesk.core.store import (
+    BUSY_TIMEOUT_S,
     INSTANCE_COLUMNS,
     INSTANCE_PLACEHOLDERS,
     ImageStatus,
@@ -42,8 +45,9 @@ def _read_instances(conn: sqlite3.Connection, where: str, params: tuple) -> list
 
 
 # With (image_id, "model", "pending"): the image's pending predictions, or everything else.
-_PENDING = "image_id = ? AND origin = ? AND review = ?"
-_DECIDED = "image_id = ? AND NOT (origin = ? AND review = ?)"
+# A prediction the person hid is a decision too: the next run of the model keeps it.
+_PENDING = "image_id = ? AND origin = ? AND review = ? AND visible = 1"
+_DECIDED = "image_id = ? AND NOT (origin = ? AND review = ? AND visible = 1)"
 
 
 @dataclass(frozen=True)
@@ -71,15 +75,6 @@ class ImageRecord:
     def from_row(cls, row: tuple[Any, ...]) -> ImageRecord:
         iid, path, width, height, status, reason, model, missing = row
         return cls(iid, path, width, height, ImageStatus(status), reason, model, bool(missing))
-
-
-def _measure(path: Path) -> tuple[int, int, str | None]:
-    """Upright width, height and, when the file cannot be read, why (size then 0 x 0)."""
-    try:
-        size = read_size(path)
-    except (MaskdeskError, OSError) as exc:
-        return 0, 0, str(exc)
-    return size.width, size.height, None
 
 
 class Project:
@@ -112,73 +107,13 @@ class Project:
         store = Store(store_path)
         try:
             project = cls(folder, store, note)
-            project._sync_images()
+            sync_images(store, folder)
         except BaseException:
             store.close()
             raise
         return project
 
     # -- images ----------------------------------------------------------------------------
-
-    def _sync_images(self) -> None:
-        """Add new files, re-measure changed ones, flag vanished ones (rows are kept)."""
-        known = {
-            row[1]: row
-            for row in self._store.query(
-                "SELECT id, path, file_size, mtime_ns, status, missing FROM images"
-            )
-        }
-        present: set[str] = set()
-        added: list[tuple[object, ...]] = []
-        remeasured: list[tuple[object, ...]] = []
-        broken: list[tuple[object, ...]] = []
-        back: list[tuple[int]] = []
-        for rel in scan_folder(self.folder):
-            path = self.folder.joinpath(*PurePosixPath(rel).parts)
-            try:
-                stat = path.stat()
-            except OSError:
-                continue  # vanished between the scan and now: treated as missing
-            present.add(rel)
-            row = known.get(rel)
-            if row is not None and (row[2], row[3]) == (stat.st_size, stat.st_mtime_ns):
-                if row[5]:
-                    back.append((row[0],))
-                continue
-            width, height, reason = _measure(path)
-            stamp = (stat.st_size, stat.st_mtime_ns)
-            if row is None:
-                status = ImageStatus.FAILED if reason else ImageStatus.NEW
-                added.append((rel, width, height, *stamp, status.value, reason))
-            elif reason:
-                # Keep the old size: the instances drawn on it still refer to it.
-                broken.append((*stamp, ImageStatus.FAILED.value, reason, row[0]))
-            else:
-                # A failure recorded for the old file says nothing about the new one.
-                old = ImageStatus(row[4])
-                status = ImageStatus.NEW if old is ImageStatus.FAILED else old
-                remeasured.append((width, height, *stamp, status.value, row[0]))
-        gone = [(row[0],) for rel, row in known.items() if rel not in present and not row[5]]
-        if not (added or remeasured or broken or back or gone):
-            return  # reopening an unchanged folder writes nothing
-        with self._store.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO images(path, width, height, file_size, mtime_ns, status, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                added,
-            )
-            conn.executemany(
-                "UPDATE images SET width = ?, height = ?, file_size = ?, mtime_ns = ?, "
-                "status = ?, reason = NULL, missing = 0 WHERE id = ?",
-                remeasured,
-            )
-            conn.executemany(
-                "UPDATE images SET file_size = ?, mtime_ns = ?, status = ?, reason = ?, "
-                "missing = 0 WHERE id = ?",
-                broken,
-            )
-            conn.executemany("UPDATE images SET missing = 0 WHERE id = ?", back)
-            conn.executemany("UPDATE images SET missing = 1 WHERE id = ?", gone)
 
     def images(self) -> list[ImageRecord]:
         """Images whose files are present, in natural order of their paths."""
@@ -307,11 +242,11 @@ class Project:
     def set_predictions(self, image_id: int, instances: Sequence[Instance], model: str) -> bool:
         """Replace the image's pending model instances with these; status becomes pre-labeled.
 
-        Human instances and accepted or rejected ones stay, and a new prediction that covers
-        one of them (same category, mask IoU >= 0.5) is dropped: a person's decision is not
-        proposed again. The decided instances are read inside the edit's transaction, so one
-        accepted a moment before is seen. A reviewed image is left exactly as it is and False
-        is returned: reviewed work is never overwritten.
+        Human instances, accepted or rejected ones and hidden ones stay, and a new prediction
+        that covers one of them (same category, mask IoU >= 0.5) is dropped: a person's
+        decision is not proposed again. The decided instances are read inside the edit's
+        transaction, so one accepted a moment before is seen. A reviewed image is left exactly
+        as it is and False is returned: reviewed work is never overwritten.
         """
         with self._edit(instances) as conn:
             found = conn.execute("SELECT status FROM images WHERE id = ?", (image_id,)).fetchone()
@@ -328,7 +263,7 @@ class Project:
             )
             fresh = [new for new in instances if not decided.covering(new)]
             conn.execute(
-                "DELETE FROM instances WHERE image_id = ? AND origin = ? AND review = ?",
+                f"DELETE FROM instances WHERE {_PENDING}",
                 (image_id, Origin.MODEL.value, Review.PENDING.value),
             )
             conn.executemany(
@@ -419,11 +354,12 @@ class Project:
     def clear_predictions(
         self, *, decided: bool = False, reviewed: bool = False
     ) -> tuple[int, int]:
-        """Delete model instances: pending ones, or also accepted and rejected ones (`decided`),
-        on images not reviewed, or on reviewed ones too (`reviewed`). Human instances always
-        stay. Images left without model work become new again. Returns (instances, images).
+        """Delete model instances: pending ones, or also accepted, rejected and hidden ones
+        (`decided`), on images not reviewed, or on reviewed ones too (`reviewed`). Human
+        instances always stay. Images left without model work become new again. Returns
+        (instances, images).
         """
-        where = "origin = ?" + ("" if decided else " AND review = ?")
+        where = "origin = ?" + ("" if decided else " AND review = ? AND visible = 1")
         params: list[object] = [Origin.MODEL.value]
         if not decided:
             params.append(Review.PENDING.value)
@@ -488,14 +424,34 @@ class Project:
                 raise ValueError(f"no such image in {self.store_path}: {exc}") from exc
             raise ValueError(f"edit refused by the project store: {exc}") from exc
 
-    def connect_again(self) -> Project:
+    def connect_again(self, busy_timeout: float = BUSY_TIMEOUT_S) -> Project:
         """A new connection to this project for another thread (a worker): no folder rescan.
 
         Call it in the thread that will use the new connection (it reads only this project's
         folder and path, never its connection); close it there too. Connections are never
         shared between threads.
         """
-        return Project(self.folder, Store(self.store_path), self.store_note)
+        return Project(self.folder, Store(self.store_path, busy_timeout), self.store_note)
+
+    def set_busy_timeout(self, seconds: float) -> None:
+        """How long an edit waits for another program's write to end before it is refused
+        as busy (a window's UI thread waits a frame at most)."""
+        self._store.query(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    def fingerprint(self, image_id: int) -> str:
+        """A digest of everything stored for the image (size, status, every instance row with
+        its id): equal digests, equal contents. What an undo compares with what it left."""
+        digest = hashlib.sha1()
+        for row in self._store.query(
+            "SELECT width, height, status, reason FROM images WHERE id = ?", (image_id,)
+        ) + self._store.query(
+            f"SELECT id, {INSTANCE_COLUMNS} FROM instances WHERE image_id = ? ORDER BY id",
+            (image_id,),
+        ):
+            digest.update(
+                repr(tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)).encode()
+            )
+        return digest.hexdigest()
 
     def changed(self) -> bool:
         """Whether another connection (a worker, `maskdesk predict` beside the window) has
@@ -529,9 +485,9 @@ class Project:
     def counts(self, min_score: float = 0.0) -> dict[str, Any]:
         """Figures for `maskdesk info` over present images, agreeing with an export at
         `min_score`: images, status {value: n}, missing, listed (images an export lists: all
-        whose size is known, failed ones too), instances (all stored), review {value: n},
-        categories {name: n} of the instances an export at `min_score` writes (id order,
-        names in use only), exported (their sum).
+        whose size is known, less failed ones that hold no person's work), instances (all
+        stored), review {value: n}, categories {name: n} of the instances an export at
+        `min_score` writes (id order, names in use only), exported (their sum).
         """
         status = {s.value: 0 for s in ImageStatus}
         for value, n in self._store.query(
@@ -539,9 +495,15 @@ class Project:
         ):
             status[value] = n
         missing = self._store.query("SELECT count(*) FROM images WHERE missing = 1")[0][0]
-        listed = self._store.query(
-            "SELECT count(*) FROM images WHERE missing = 0 AND width > 0 AND height > 0"
-        )[0][0]
+        # What an export lists: sized images, less the failed ones holding no person's work.
+        exported_image = (
+            "images.missing = 0 AND images.width > 0 AND images.height > 0 AND NOT ("
+            f"images.status = '{ImageStatus.FAILED.value}' AND NOT EXISTS (SELECT 1 FROM "
+            "instances AS d WHERE d.image_id = images.id AND NOT ("
+            f"d.origin = '{Origin.MODEL.value}' AND d.review = '{Review.PENDING.value}' "
+            "AND d.visible = 1)))"
+        )
+        listed = self._store.query(f"SELECT count(*) FROM images WHERE {exported_image}")[0][0]
         present = "JOIN images ON images.id = instances.image_id WHERE images.missing = 0"
         review = {r.value: 0 for r in Review}
         for value, n in self._store.query(
@@ -553,7 +515,7 @@ class Project:
         per_category = {
             table.name(cid): n
             for cid, n in self._store.query(
-                f"SELECT category_id, count(*) FROM instances {present} AND images.width > 0 "
+                f"SELECT category_id, count(*) FROM instances {present} AND {exported_image} "
                 f"AND visible = 1 AND review != '{Review.REJECTED.value}' AND area > 0 "
                 f"AND (review = '{Review.ACCEPTED.value}' OR score IS NULL OR score >= ?) "
                 "GROUP BY category_id ORDER BY category_id",

@@ -44,6 +44,10 @@ STORE_FILE = "project.sqlite"
 BUSY_TIMEOUT_S = 10.0
 
 
+class Busy(ProjectError):
+    """Another connection holds the project's write lock longer than this one waits."""
+
+
 class ImageStatus(StrEnum):
     NEW = "new"
     PRELABELED = "pre-labeled"
@@ -269,9 +273,9 @@ def _not_a_store(path: Path, detail: str) -> ProjectError:
 class Store:
     """One open connection to a project file; edits go through `transaction()`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
         self.path = path
-        self.conn = _connect(path)
+        self.conn = _connect(path, busy_timeout)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -321,8 +325,11 @@ class Store:
     def _error(self, exc: sqlite3.Error) -> ProjectError:
         text = str(exc)
         if "locked" in text or "busy" in text:
-            advice = "another program is writing this project; close it and try again"
-        elif "readonly" in text or "read-only" in text:
+            return Busy(
+                f"Cannot write the project {self.path}: another program is writing it; "
+                "try again in a moment, or close that program."
+            )
+        if "readonly" in text or "read-only" in text:
             advice = "the file or its folder became read-only; make it writable"
         elif "full" in text:
             advice = "free some disk space"
@@ -334,12 +341,12 @@ class Store:
         self.conn.close()
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
     # The header is checked by SQLite itself (the first read below fails with "file is not a
     # database"): reading it with open() would release this process's locks on the file.
     try:
         # Autocommit mode: transactions are begun and ended explicitly by Store.transaction.
-        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
     except sqlite3.Error as exc:
         raise ProjectError(f"Cannot open the project {path}: {exc}.") from exc
     try:
@@ -417,3 +424,4 @@ def _create(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+

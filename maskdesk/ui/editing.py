@@ -18,7 +18,14 @@ from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSpinBox, QToolBar
 from maskdesk.core import mask_ops
 from maskdesk.core.instances import Instance, Origin, Review
 from maskdesk.core.masks import CropMask
-from maskdesk.ui.commands import AddInstances, DeleteInstances, EditInstances, ReplaceInstances
+from maskdesk.ui.commands import (
+    AddInstances,
+    Command,
+    DeleteInstances,
+    EditInstances,
+    Edits,
+    ReplaceInstances,
+)
 from maskdesk.ui.settings import setting_float, setting_int
 from maskdesk.ui.tools import RADIUS_STEP, BoxTool, BrushTool, Point, PolygonTool, Tool
 
@@ -179,44 +186,49 @@ class Editor(QObject):
     def _tell(self, text: str) -> None:
         self.window.statusBar().showMessage(text)
 
-    def _new_instance(self, mask: CropMask, name: str) -> Instance:
+    def _new_instance(self, mask: CropMask, name: str) -> Instance | None:
+        """A person's instance of class `name` (created when new); None, with the reason on
+        the status bar, when the project refuses that name (the drawing stays on screen)."""
         assert self.window.project is not None
-        category = self.window.project.add_category(name)
+        try:
+            category = self.window.project.add_category(name)
+        except ValueError as exc:
+            self._tell(f"Not added: {exc}. Choose another class in the toolbar and draw again.")
+            return None
         return Instance(category.id, mask, origin=Origin.HUMAN, review=Review.ACCEPTED)
 
-    def _add(self, instances: list[Instance], text: str) -> None:
+    def _add(self, instances: list[Instance | None], text: str) -> None:
         w = self.window
-        if w.project is None or w.image_id is None or not instances:
+        made = [i for i in instances if i is not None]
+        if w.project is None or w.image_id is None or not made:
             return
-        command = AddInstances(w.project, w.image_id, instances, text, w._notify)
-        w.undo.push(w.image_id, command)
-        self.fill_classes([c.name for c in w.project.categories])
-        w.select_ids([i.id for i in command.instances if i.id is not None])
+        command = AddInstances(w.project, w.image_id, made, text, w._notify)
+        if w.undo.push(w.image_id, command):
+            self.fill_classes([c.name for c in w.project.categories])
+            w.select_ids(command.step.added())
 
     def _edit(self, pairs: list[tuple[Instance, CropMask]], text: str) -> None:
         """Give instances new masks (accepted: a person vouched for them); an emptied
-        instance is deleted."""
+        instance is deleted. One undo step, stored whole or not at all."""
         w = self.window
         if w.project is None or w.image_id is None or not pairs:
             return
         emptied = [old for old, mask in pairs if mask.is_empty()]
-        changed = [
-            old.with_changes(mask=mask, review=Review.ACCEPTED)
+        changes = {
+            old.id: {"mask": mask, "review": Review.ACCEPTED}
             for old, mask in pairs
-            if not mask.is_empty() and mask != old.mask.tight()
-        ]
-        if emptied and not changed:
-            w.undo.push(w.image_id, DeleteInstances(w.project, emptied, w._notify))
-        elif changed and not emptied:
-            w.undo.push(w.image_id, EditInstances(w.project, changed, text, w._notify))
-        elif changed and emptied:
-            stack = w.undo.stack(w.image_id)
-            stack.beginMacro(text)
-            stack.push(EditInstances(w.project, changed, text, w._notify))
-            stack.push(DeleteInstances(w.project, emptied, w._notify))
-            stack.endMacro()
-        else:
+            if old.id is not None and not mask.is_empty() and mask != old.mask.tight()
+        }
+        parts: list[Command] = []
+        if changes:
+            parts.append(EditInstances(w.project, w.image_id, changes, text, w._notify))
+        if emptied:
+            parts.append(DeleteInstances(w.project, emptied, w._notify))
+        if not parts:
             self._tell(f"{text}: nothing to change.")
+            return
+        command = parts[0] if len(parts) == 1 else Edits(w.project, parts, text, w._notify)
+        w.undo.push(w.image_id, command)
 
     def stroke(self, points: list[Point], radius: float, erase: bool) -> None:
         size = self._size()
@@ -252,16 +264,33 @@ class Editor(QObject):
         if mask.is_empty():
             self._tell("The polygon covers no pixel centre; nothing was added.")
             return
-        self._add([self._new_instance(mask, self.class_name())], "Polygon")
+        instance = self._new_instance(mask, self.class_name())
+        if instance is None:
+            # Kept on the canvas: Enter adds it once another class is chosen.
+            self.polygon_tool.points = list(points)
+            self.polygon_tool.changed.emit()
+            return
+        self._add([instance], "Polygon")
 
     def box_drawn(self, x0: float, y0: float, x1: float, y1: float, keep_class: bool) -> None:
+        """Ask the model for the mask in the box, for the image whose picture it was drawn on
+        (none while the next image's picture is still on its way), clipped to the picture."""
         w = self.window
-        if w.project is None or w.image_id is None:
+        size = self._size()
+        if size is None or w.image_id is None:
+            if w.image_id is not None:
+                self._tell("The picture is still loading: draw the box again once it shows.")
             return
-        w.box_to_mask(w.image_id, (x0, y0, x1, y1), self.class_name() if keep_class else "")
+        width, height = size
+        box = (max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height)))
+        if box[2] - box[0] < 1.0 or box[3] - box[1] < 1.0:  # under a pixel inside: a slip
+            self._tell("The box is outside the picture; nothing was asked.")
+            return
+        w.box_to_mask(w.image_id, box, self.class_name() if keep_class else "")
 
     def box_masked(self, image_id: int, instances: list, names: dict, forced: str) -> None:
-        """The model's answer to a box: add it as a person's instance of that image."""
+        """The model's answer to a box drawn in this folder: add it as a person's instance of
+        the image it was drawn on (the window drops answers for a folder closed since)."""
         w = self.window
         if w.project is None or not instances:
             return
@@ -271,12 +300,16 @@ class Editor(QObject):
                 self._tell("The model found no mask in that box; draw it with the brush.")
                 continue
             name = forced or names.get(inst.category_id, DEFAULT_CLASS)
-            made.append(self._new_instance(inst.mask, name))
+            new = self._new_instance(inst.mask, name)
+            if new is None:
+                continue  # the name was refused, and the status bar says why
+            made.append(new)
             if inst.score is not None and not forced:
                 self._tell(f"Box to mask: {name} ({inst.score:.2f})")
         if made:
             command = AddInstances(w.project, image_id, made, "Box to mask", w._notify)
-            w.undo.push(image_id, command)
+            if w.undo.push(image_id, command) is False:
+                return
             self.fill_classes([c.name for c in w.project.categories])
             if image_id == w.image_id:
                 w.select_ids([i.id for i in command.instances if i.id is not None])

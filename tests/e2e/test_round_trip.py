@@ -138,7 +138,8 @@ def test_clear_removes_pending_predictions_and_keeps_decisions(
 ) -> None:
     capsys.readouterr()
     assert main(["clear", str(reviewed_folder)]) == 0
-    assert "5 pending model instances removed from 2 images" in capsys.readouterr().err
+    # The prediction a person hid on a.png is a decision and stays.
+    assert "4 pending model instances removed from 2 images" in capsys.readouterr().err
     with Project.open(reviewed_folder) as project:
         kinds = sorted(
             (r.path, i.origin.value, i.review.value)
@@ -151,6 +152,7 @@ def test_clear_removes_pending_predictions_and_keeps_decisions(
         ("a.png", "model", "accepted"),
         ("a.png", "model", "accepted"),
         ("a.png", "model", "accepted"),
+        ("a.png", "model", "pending"),
         ("a.png", "model", "rejected"),
         ("b.png", "human", "accepted"),
         ("b.png", "human", "accepted"),
