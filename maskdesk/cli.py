@@ -19,7 +19,7 @@ from maskdesk.cli_predict import add_predict_parser, check_output, score_value
 from maskdesk.core import images as image_io
 from maskdesk.core.coco_read import parse_coco
 from maskdesk.core.errors import MaskdeskError
-from maskdesk.core.exporting import Scope, export_project
+from maskdesk.core.exporting import Scope, export_project, left_out_summary
 from maskdesk.core.importing import import_coco
 from maskdesk.core.project import Project
 
@@ -130,13 +130,14 @@ def run_import(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     check_output(args.output)
     with Project.open(args.folder) as project:
-        data = export_project(
+        exported = export_project(
             project,
             args.output,
             polygons=args.polygons,
             min_score=args.score,
             scope=Scope(args.only),
         )
+    data = exported.data
     which = {
         "all": f"instances at score >= {args.score}, accepted and human ones at any score",
         "reviewed": f"of reviewed images only, at score >= {args.score}",
@@ -147,6 +148,9 @@ def run_export(args: argparse.Namespace) -> int:
         f"written to {args.output}",
         file=sys.stderr,
     )
+    if exported.left_out:
+        print(left_out_summary(exported.left_out), file=sys.stderr)
+        return EXIT_SOME_FAILED
     return EXIT_OK
 
 

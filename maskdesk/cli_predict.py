@@ -3,8 +3,10 @@
 Folders go through core.prelabel, the same path the window's worker takes: each image's result
 is stored in the folder's project as it arrives, reviewed images and images the same model
 already pre-labeled are skipped (unless --redo), and a failing image is marked failed while the
-rest go on. The first Ctrl-C stops after the current image, a second one at once; either way
-the JSON of what is stored is written and the command says how far it got.
+rest go on; the JSON leaves it out and the summary names it, unless it holds a person's work
+(core.exporting decides, for `export` too). The first Ctrl-C stops after the current image, a
+second one at once; either way the JSON of what is stored is written and the command says how
+far it got.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +29,7 @@ from maskdesk.core import images as image_io
 from maskdesk.core.categories import CategoryTable, plan_merge
 from maskdesk.core.coco import CocoImage, export_coco
 from maskdesk.core.errors import MaskdeskError
+from maskdesk.core.exporting import LeftOut, Selection, failed_without_work, left_out_summary
 from maskdesk.core.fileio import atomic_write_bytes
 from maskdesk.core.instances import Instance
 from maskdesk.core.prelabel import ImageResult, PrelabelReport, plan, prelabel
@@ -207,42 +210,54 @@ class _Run:
         if self.renderer is not None and result.pixels is not None and result.instances:
             self.renderer.write(result.path, result.pixels, result.instances, self.args.score)
 
-    def coco_images(self) -> list[CocoImage]:
-        """The images reached so far, in input order, with what is stored for them."""
+    def coco_images(self) -> Selection:
+        """The images reached so far, in input order, with what is stored for them; failed
+        ones without a person's work are left out (see core.exporting)."""
         by_path: dict[Path, CocoImage] = {}
+        left_out: dict[Path, LeftOut] = {}
         for folder, project in self.projects.items():
             mapping, added = plan_merge(self.categories, project.categories)
             for category in added:
                 self.categories.insert(category)
             for record in project.images():
-                if record.width < 1 or (folder, record.id) in self.unreached:
+                if (folder, record.id) in self.unreached:
                     continue
                 path = project.absolute_path(record)
-                instances = [
-                    i.with_changes(category_id=mapping[i.category_id])
-                    for i in project.instances(record.id)
-                ]
-                by_path[path] = CocoImage(
-                    path.relative_to(self.root).as_posix(), record.width, record.height, instances
-                )
+                rel = path.relative_to(self.root).as_posix()
+                stored = project.instances(record.id)
+                out = failed_without_work(record, stored, rel)
+                if out is not None:
+                    left_out[path] = out
+                    continue
+                instances = [i.with_changes(category_id=mapping[i.category_id]) for i in stored]
+                by_path[path] = CocoImage(rel, record.width, record.height, instances)
         for path, result in self.loose_results.items():
+            rel = path.resolve().relative_to(self.root).as_posix()
             if result.instances is not None and result.size is not None:
                 width, height = result.size
-                rel = path.resolve().relative_to(self.root).as_posix()
                 by_path[path.resolve()] = CocoImage(rel, width, height, result.instances)
+            else:
+                reason = str(result.error) or type(result.error).__name__
+                left_out[path.resolve()] = LeftOut(rel, reason)
         order = {p.resolve(): i for i, p in enumerate(self.paths)}
-        return [by_path[p] for p in sorted(by_path, key=lambda p: order.get(p, len(order)))]
 
-    def write_json(self) -> tuple[int, int]:
-        images = self.coco_images()
+        def in_order(paths: Iterable[Path]) -> list[Path]:
+            return sorted(paths, key=lambda p: order.get(p, len(order)))
+
+        return Selection(
+            [by_path[p] for p in in_order(by_path)], [left_out[p] for p in in_order(left_out)]
+        )
+
+    def write_json(self) -> tuple[int, int, list[LeftOut]]:
+        selection = self.coco_images()
         data = export_coco(
             self.args.output,
-            images,
+            selection.images,
             list(self.categories),
             polygons=self.args.polygons,
             min_score=self.args.score,
         )
-        return len(data["images"]), len(data["annotations"])
+        return len(data["images"]), len(data["annotations"]), selection.left_out
 
 
 def _n(count: int, noun: str) -> str:
@@ -277,7 +292,7 @@ def run_predict(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
     try:
-        n_images, n_annotations = run.write_json()
+        n_images, n_annotations, left_out = run.write_json()
     finally:
         run.close()
     elapsed = time.perf_counter() - started
@@ -306,6 +321,8 @@ def run_predict(args: argparse.Namespace) -> int:
         run.failures += [f"{folder / path}: {reason}" for path, reason in report.failed]
     for line in run.failures:
         _say(f"failed: {line}")
+    if left_out:
+        _say(f"{args.output}: {left_out_summary(left_out)}")
     if interrupted or stopper():
         left = len(run.unreached) + len(run.loose) - len(run.loose_results)
         _say(

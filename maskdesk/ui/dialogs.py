@@ -1,5 +1,6 @@
-"""The window's dialogs: COCO export options, missing model weights, download progress,
-keyboard shortcuts and yes/no confirmations.
+"""The window's dialogs: COCO export options and what an export left out, where a picture is
+exported to, missing model weights, download progress, keyboard shortcuts and yes/no
+confirmations.
 
 Each dialog is a small class that tests drive through its objectNames, plus an `ask_*`
 function that runs it modally for the window. No torch here: failures arrive as `ModelFailure`.
@@ -7,11 +8,12 @@ function that runs it modally for the window. No torch here: failures arrive as 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QStandardPaths, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -34,7 +36,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from maskdesk.core.exporting import Scope
+from maskdesk.core.exporting import LeftOut, Scope, left_out_summary
+from maskdesk.core.images import SUPPORTED_SUFFIXES
 from maskdesk.ui.workers import ModelFailure
 
 FORMATS = (("RLE (exact, default)", False), ("Polygons (RLE where a mask has holes)", True))
@@ -158,6 +161,78 @@ def ask_export(parent: QWidget | None, default_path: Path, min_score: float) -> 
         return None
     finally:
         dialog.deleteLater()
+
+
+LEFT_OUT_NAMED = 10  # names in the message itself; the rest are under "Show Details"
+
+
+def show_left_out(parent: QWidget | None, written: str, left_out: Sequence[LeftOut]) -> None:
+    """Tell what an export wrote and name the failed images it left out (all of them in
+    the details), since an export that silently drops images looks complete."""
+    box = QMessageBox(parent)
+    box.setObjectName("exportLeftOut")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Export COCO")
+    box.setTextFormat(Qt.TextFormat.PlainText)  # file names are not markup
+    box.setText(f"{written}.\n\n{left_out_summary(left_out, limit=LEFT_OUT_NAMED)}.")
+    if len(left_out) > LEFT_OUT_NAMED:
+        box.setDetailedText("\n".join(f"{item.path}: {item.reason}" for item in left_out))
+    box.exec()
+    box.deleteLater()
+
+
+# -- export picture --------------------------------------------------------------------------
+
+
+PICTURE_FOLDER = "pictureFolder"  # QSettings key: the folder the last picture went to
+
+
+def becomes_image(folder: Path, path: Path) -> bool:
+    """Whether a file at `path` would be taken as an image of the project of `folder` the
+    next time the folder is scanned (the scan's rules: image suffix, no hidden part)."""
+    root = folder.resolve()
+    target = path.expanduser().resolve()
+    if root not in target.parents:
+        return False
+    hidden = any(part.startswith(".") for part in target.relative_to(root).parts)
+    return not hidden and target.suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def picture_default(folder: Path, image_path: str, remembered: str = "") -> Path:
+    """Where Export picture proposes to write the picture of `image_path`: the folder the last
+    picture went to, else beside the image folder, else Pictures or home; never where the
+    picture would become an image of the project."""
+    name = PurePosixPath(image_path).with_suffix("").as_posix().replace("/", "-") + "-masks.png"
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    places = [Path(p) for p in (remembered, str(folder.parent), pictures, str(Path.home())) if p]
+    for place in places:
+        if place.is_dir() and os.access(place, os.W_OK) and not becomes_image(folder, place / name):
+            return place / name
+    return folder.parent / name
+
+
+def ask_picture_path(parent: QWidget | None, folder: Path, default: Path) -> Path | None:
+    """Ask where to write the picture; a place inside the image folder is asked about first
+    (No, the default, asks for another place). None when cancelled."""
+    start = default
+    while True:
+        text, _ = QFileDialog.getSaveFileName(
+            parent, "Export the picture with its masks", str(start), "Pictures (*.png *.jpg)"
+        )
+        if not text:
+            return None
+        path = Path(text)
+        if not path.suffix:
+            path = path.with_suffix(".png")
+        if not becomes_image(folder, path) or confirm(
+            parent,
+            "Export picture",
+            f"{path} is inside the image folder {folder}: the next time maskdesk reads the "
+            "folder, the picture becomes one of its images, to review and to export.\n\n"
+            "Save it there anyway?",
+        ):
+            return path
+        start = default
 
 
 # -- model errors --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from maskdesk.core.project import ImageStatus, Project
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_MODEL = REPO / "tests" / "fixtures" / "shapes-tiny.pt"
+MODEL = str(FIXTURE_MODEL)
 
 
 def _disc(cx: int, cy: int, r: int, h: int, w: int) -> CropMask:
@@ -242,3 +244,47 @@ def test_predict_folder_fills_the_project_and_skips_reviewed(tmp_path: Path) -> 
         exported = [a for a in data["annotations"] if a["image_id"] != reviewed_id]
         assert len(stored) > len(exported)
         assert min(i.score for i in stored if i.score is not None) < 0.5
+
+
+def _truncated_jpeg(path: Path, width: int = 80, height: int = 60) -> None:
+    """A JPEG cut in half: its header (and size) reads, its pixels do not."""
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(5).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, "JPEG")
+    data = buffer.getvalue()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@needs_fixture
+def test_export_leaves_out_a_failed_image_without_work_and_names_it(
+    labelled_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _truncated_jpeg(labelled_folder / "sub" / "broken.jpg")
+    _truncated_jpeg(labelled_folder / "drawn.jpg")
+    with Project.open(labelled_folder) as project:
+        drawn = project.image_by_path("drawn.jpg")
+        assert drawn is not None
+        project.add_instance(
+            drawn.id,
+            Instance(1, _disc(30, 30, 9, 60, 80), origin=Origin.HUMAN, review=Review.ACCEPTED),
+        )
+    # predict finds the two JPEGs damaged and marks them failed, as a person would meet it
+    predicted = tmp_path / "p.json"
+    assert main(["predict", str(labelled_folder), "-o", str(predicted), "--model", MODEL]) == 1
+    capsys.readouterr()
+
+    out = tmp_path / "out.json"
+    assert main(["export", str(labelled_folder), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    data = json.loads(out.read_text())
+    names = {im["id"]: im["file_name"] for im in data["images"]}
+    assert sorted(names.values()) == ["a.png", "drawn.jpg", "sub/b.png"]
+    on_drawn = [a for a in data["annotations"] if names[a["image_id"]] == "drawn.jpg"]
+    assert [(a["area"], a["maskdesk"]["origin"]) for a in on_drawn] == [
+        (int(_disc(30, 30, 9, 60, 80).area), "human")
+    ]
+    lines = err.splitlines()
+    assert lines[0].startswith(f"3 images, {len(data['annotations'])} annotations")
+    assert lines[1].startswith("left out 1 image that failed and holds no person's work")
+    assert "sub/broken.jpg (" in lines[1] and "truncated" in lines[1]
+    assert "drawn.jpg" not in lines[1]

@@ -3,6 +3,7 @@ image that breaks the model; the fixture model really detects, the store is real
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,10 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from maskdesk.cli import main
-from maskdesk.core.instances import Review
+from maskdesk.core.categories import Category
+from maskdesk.core.instances import Instance, Origin, Review
+from maskdesk.core.masks import CropMask
 from maskdesk.core.project import ImageStatus, Project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +99,11 @@ def test_a_failing_image_is_that_images_failure_only(
         assert statuses == [ImageStatus.PRELABELED, ImageStatus.FAILED, ImageStatus.PRELABELED]
         failed = project.images()[1]
         assert failed.reason is not None and "not enough memory" in failed.reason
-    assert len(json.loads(out.read_text())["images"]) == 3
+        others = [r.path for r in project.images() if r.id != failed.id]
+    # listed without objects, the failed image would read as one with none: left out, named
+    assert [im["file_name"] for im in json.loads(out.read_text())["images"]] == others
+    assert "left out 1 image that failed and holds no person's work" in err
+    assert f"{failed.path} (" in err
 
 
 def _stored(store: Path) -> int:
@@ -149,3 +158,45 @@ def test_ctrl_c_writes_what_is_stored_and_a_rerun_continues(tmp_path: Path) -> N
     assert main(["predict", str(folder), "-o", str(out), "--model", str(FIXTURE_MODEL)]) == 0
     assert _stored(store) == 40
     assert len(json.loads(out.read_text())["images"]) == 40
+
+
+def _truncated_jpeg(path: Path, width: int = 96, height: int = 96) -> None:
+    """A JPEG cut in half: its header (and size) reads, its pixels do not."""
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(9).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, "JPEG")
+    data = buffer.getvalue()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_truncated_jpeg_is_left_out_of_the_json_and_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _shapes(tmp_path, 2)
+    _truncated_jpeg(folder / "broken.jpg")
+    _truncated_jpeg(folder / "drawn.jpg")
+    human = Instance(1, CropMask(10, 12, np.ones((20, 30), bool)), origin=Origin.HUMAN)
+    with Project.open(folder) as project:
+        project.ensure_categories([Category(1, "circle")])
+        drawn = project.image_by_path("drawn.jpg")
+        assert drawn is not None
+        project.add_instance(drawn.id, human)
+        shapes = [r.path for r in project.images() if not r.path.endswith(".jpg")]
+    out = tmp_path / "out.json"
+    assert _predict(folder, out) == 1
+    err = capsys.readouterr().err
+    data = json.loads(out.read_text())
+    names = {im["id"]: im["file_name"] for im in data["images"]}
+    assert sorted(names.values()) == sorted([*shapes, "drawn.jpg"])
+    on_drawn = [a for a in data["annotations"] if names[a["image_id"]] == "drawn.jpg"]
+    assert [(a["bbox"], a["maskdesk"]["origin"]) for a in on_drawn] == [([10, 12, 30, 20], "human")]
+    left = [line for line in err.splitlines() if "left out" in line]
+    assert len(left) == 1
+    assert left[0].startswith(f"{out}: left out 1 image that failed and holds no person's work")
+    assert "broken.jpg (" in left[0] and "truncated" in left[0]
+
+    # loose files (not a folder's project) are named the same way
+    loose = tmp_path / "loose.json"
+    assert _predict(folder / "broken.jpg", loose, "--no-store") == 1
+    assert json.loads(loose.read_text())["images"] == []
+    assert "left out 1 image that failed" in capsys.readouterr().err
