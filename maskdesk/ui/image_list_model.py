@@ -243,6 +243,14 @@ class ImageListModel(QAbstractListModel):
 
     # -- thumbnails --------------------------------------------------------------------------
 
+    def release(self) -> None:
+        """Another folder is shown: stop the thumbnail work and let the model go (with its
+        loader and the loader's threads)."""
+        if self.thumbnails is not None:
+            self.thumbnails.ready.disconnect(self._thumbnail_ready)
+            self.thumbnails.shutdown()
+        self.deleteLater()
+
     def _decoration(self, record: ImageRecord) -> Any:
         loader = self.thumbnails
         if loader is None or self.folder is None:

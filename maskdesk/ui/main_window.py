@@ -8,6 +8,7 @@ window) is noticed through the store's change counter and shown without losing t
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -19,7 +20,7 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
 )
-from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent
+from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -30,7 +31,6 @@ from PySide6.QtWidgets import (
     QListView,
     QMainWindow,
     QMenu,
-    QMessageBox,
     QProgressBar,
     QSlider,
     QSplitter,
@@ -70,12 +70,14 @@ from maskdesk.ui.instance_model import (
     color_of,
 )
 from maskdesk.ui.menus import build_menus, file_actions
+from maskdesk.ui.model_runs import ModelRuns
 from maskdesk.ui.picture_loader import PictureLoader
 from maskdesk.ui.settings import remember_recent, setting_int
 from maskdesk.ui.workers import InferenceThread
 
 DEFAULT_SCORE = 0.5
 WATCH_MS = 1000  # how often the window looks for writes by other programs
+UI_BUSY_S = 0.02  # how long an edit may wait for another program's write: about a frame
 
 
 def _slider(name: str, value: int, tip: str) -> QSlider:
@@ -100,8 +102,6 @@ class MainWindow(QMainWindow):
         self.image_id: int | None = None
         self.picture_id: int | None = None  # the image whose picture the canvas shows
         self.model_name = str(self.settings.value("model", "coco-v1"))
-        self._model_ready: str | None = None
-        self._after_load: list[tuple[str, object]] = []
         self.undo = UndoStacks(self)
         self.acts = make_actions(self)
         self.recent_menu = QMenu(self)  # replaced by the File menu's own
@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         build_menus(self)
         self.editor = Editor(self)
         self.inference = InferenceThread(self)
+        self.runs = ModelRuns(self)  # the model's requests and answers
         self.pictures = PictureLoader(self)
         self.pictures.loaded.connect(self._picture_loaded)
         self._connect()
@@ -188,8 +189,9 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         a = self.acts
         a["actionQuit"].triggered.connect(self.close)
-        a["actionUndo"].triggered.connect(lambda: self.undo.group.undo())
-        a["actionRedo"].triggered.connect(lambda: self.undo.group.redo())
+        a["actionUndo"].triggered.connect(self.undo.undo)
+        a["actionRedo"].triggered.connect(self.undo.redo)
+        self.undo.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.undo.group.canUndoChanged.connect(a["actionUndo"].setEnabled)
         self.undo.group.canRedoChanged.connect(a["actionRedo"].setEnabled)
         a["actionDeleteInstance"].triggered.connect(self.delete_selected)
@@ -206,7 +208,7 @@ class MainWindow(QMainWindow):
         a["actionActualSize"].triggered.connect(self.canvas.actual_size)
         a["actionDetect"].triggered.connect(self.detect)
         a["actionPrelabelFolder"].triggered.connect(self.prelabel_folder)
-        a["actionCancel"].triggered.connect(self.inference.cancel)
+        a["actionCancel"].triggered.connect(self.runs.cancel)
         a["actionCancel"].setEnabled(False)
         file_actions(self)
 
@@ -220,16 +222,12 @@ class MainWindow(QMainWindow):
         )
         self.instance_table.selectionModel().selectionChanged.connect(self._table_selection)
         self.canvas.selectionChanged.connect(self._canvas_selection)
+        # Once: the view keeps its selection model when the proxy's source is replaced.
+        self.image_list.selectionModel().currentChanged.connect(self._current_image_changed)
 
         w = self.inference
-        w.modelLoaded.connect(self._model_loaded)
-        w.modelFailed.connect(self._model_failed)
-        w.progress.connect(self._progress)
         w.imageStored.connect(self._image_stored)
         w.finished.connect(self._finished)
-        w.failed.connect(self._worker_failed)
-        w.busyChanged.connect(self._busy)
-        w.boxMasked.connect(self.editor.box_masked)
         app = QApplication.instance()
         if app is not None:
             app.installEventFilter(self)
@@ -239,15 +237,23 @@ class MainWindow(QMainWindow):
     def open_folder(self, folder: Path | str) -> None:
         """Open (or create) the folder's project and show its first image."""
         project = Project.open(folder)
+        project.set_busy_timeout(UI_BUSY_S)  # an edit never stalls the window on a lock
         if self.project is not None:
             self.project.close()
         self.project = project
         self.undo.clear()
-        self.image_id = None
-        self.image_model = ImageListModel.from_project(project, parent=self)
+        self.image_id = self.picture_id = None
+        old, self.image_model = self.image_model, ImageListModel.from_project(project, parent=self)
         self.image_proxy.setSourceModel(self.image_model)
+        if old is not None:
+            old.release()  # its thumbnail threads stop, and it goes
         self.image_model.fetchMore(QModelIndex())  # the first rows, without waiting for a paint
-        self.image_list.selectionModel().currentChanged.connect(self._current_image_changed)
+        # Nothing of the last folder stays on screen, and an empty folder says so.
+        self.canvas.set_image(None)
+        self.canvas.set_instances([], {})
+        empty = not self.image_model.total()
+        self.canvas.set_message(f"No images in {project.folder}" if empty else "")
+        self.instance_model.set_instances([], {})
         self.inference.set_project(project)
         self.setWindowTitle(f"maskdesk — {project.folder}")
         self.statusBar().showMessage(project.store_note or f"Project: {project.store_path}")
@@ -387,11 +393,16 @@ class MainWindow(QMainWindow):
     def _push(self, make, ids_or_instances, *args) -> None:  # noqa: ANN001
         if self.project is None or self.image_id is None:
             return
-        instances = [
-            self.project.instance(i) if isinstance(i, int) else i for i in ids_or_instances
-        ]
-        if instances:
-            self.undo.push(self.image_id, make(self.project, instances, *args, self._notify))
+        ids = {i if isinstance(i, int) else i.id for i in ids_or_instances}
+        instances = [i for i in self.instance_model.instances() if i.id in ids]
+        if not instances:
+            return
+        try:
+            command = make(self.project, instances, *args, self._notify)
+        except ValueError as exc:  # e.g. a class name the project refuses
+            self.statusBar().showMessage(f"Not done: {exc}", 10000)
+            return
+        self.undo.push(self.image_id, command)
 
     def delete_selected(self) -> None:
         chosen = self.selected_instances()
@@ -420,11 +431,14 @@ class MainWindow(QMainWindow):
             self.instance_table.edit(rows[0].siblingAtColumn(CLASS))
 
     def mark_reviewed_and_next(self) -> None:
-        if self.project is None or self.image_id is None:
+        if self.project is None or self.image_id is None or self.image_model is None:
             return
+        row = self.image_model.index_of(self.image_id).row()
         command = SetImageStatus(self.project, self.image_id, ImageStatus.REVIEWED, self._notify)
-        self.undo.push(self.image_id, command)
-        self.next_unreviewed()
+        if self.undo.push(self.image_id, command) is not False:
+            # From the reviewed image's place: a status filter may have dropped its row, and
+            # the view's current row is then the next image already.
+            self._next_unreviewed_after(row)
 
     def step_image(self, step: int) -> None:
         row = self.image_list.currentIndex().row() + step
@@ -432,16 +446,24 @@ class MainWindow(QMainWindow):
             self.image_list.setCurrentIndex(self.image_proxy.index(row, 0))
 
     def next_unreviewed(self) -> None:
-        if self.image_model is None:
-            return
+        if self.image_model is not None:
+            current = self.image_proxy.mapToSource(self.image_list.currentIndex())
+            self._next_unreviewed_after(current.row())  # -1 (none shown): from the top
+
+    def _next_unreviewed_after(self, source_row: int) -> None:
+        """Show the first image not reviewed after this row of the folder, coming round."""
+        assert self.image_model is not None
         self.image_model.fetch_all()
-        start = self.image_list.currentIndex().row()
-        rows = self.image_proxy.rowCount()
-        for offset in range(1, rows + 1):
-            index = self.image_proxy.index((start + offset) % rows, 0)
-            record = self.image_model.record(self.image_proxy.mapToSource(index).row())
-            if record.status is not ImageStatus.REVIEWED:
-                self.image_list.setCurrentIndex(index)
+        proxy, rows = self.image_proxy, self.image_proxy.rowCount()
+
+        def source(row: int) -> int:
+            return proxy.mapToSource(proxy.index(row, 0)).row()
+
+        start = bisect_right(range(rows), source_row, key=source)  # filtered, never sorted
+        for offset in range(rows):
+            row = (start + offset) % rows
+            if self.image_model.record(source(row)).status is not ImageStatus.REVIEWED:
+                self.image_list.setCurrentIndex(proxy.index(row, 0))
                 return
         self.statusBar().showMessage("Every image is reviewed.")
 
@@ -462,35 +484,11 @@ class MainWindow(QMainWindow):
 
     def choose_model(self, name: str) -> None:
         """Use this model from now on (loaded when first needed); remembered."""
-        self.model_name = name
-        self.settings.setValue("model", name)
-        self._model_ready = None
-        for action in self.findChildren(QAction):
-            if action.objectName().startswith("actionModel_"):
-                action.setChecked(action.objectName() == f"actionModel_{name}")
+        self.runs.choose(name)
 
     @property
     def device(self) -> str:
         return str(self.settings.value("device", "auto"))
-
-    def _with_model(self, task: str, arg: object) -> None:
-        if self.project is None:
-            return
-        if self._model_ready == self.model_name:
-            self._run(task, arg)
-            return
-        self._after_load.append((task, arg))
-        self.statusBar().showMessage(f"Loading the model {self.model_name}...")
-        # Offline: missing weights are never fetched unasked; the dialog offers the download.
-        self.inference.load_model(self.model_name, self.device, offline=True)
-
-    def _run(self, task: str, arg: object) -> None:
-        if task == "detect":
-            self.inference.detect(int(arg))  # type: ignore[call-overload]
-        elif task == "box":
-            self.inference.box_to_mask(*arg)  # type: ignore[misc]
-        else:
-            self.inference.prelabel_folder(bool(arg))
 
     def detect(self) -> None:
         """Run the model on the image shown. A reviewed image is asked about first: it goes
@@ -506,38 +504,19 @@ class MainWindow(QMainWindow):
             if not confirm(self, "Detect a reviewed image", question):
                 return
             back = SetImageStatus(self.project, record.id, ImageStatus.PRELABELED, self._notify)
-            self.undo.push(record.id, back)
-        self._with_model("detect", self.image_id)
+            if self.undo.push(record.id, back) is False:
+                return
+        self.runs.request("detect", self.image_id)
 
     def prelabel_folder(self) -> None:
-        self._with_model("prelabel", False)
+        self.runs.request("prelabel", False)
 
     def box_to_mask(
         self, image_id: int, box: tuple[float, float, float, float], forced: str = ""
     ) -> None:
         """The model draws the mask inside `box` on the inference thread (box-to-mask tool);
         `forced`: the class to give it instead of the model's."""
-        self._with_model("box", (image_id, box, forced))
-
-    def _model_loaded(self, name: str, categories: list, note: str) -> None:
-        self._model_ready = self.model_name
-        self.statusBar().showMessage(f"Model {name}: {len(categories)} classes. {note}".strip())
-        pending, self._after_load = self._after_load, []
-        for task, arg in pending:
-            self._run(task, arg)
-
-    def _model_failed(self, message: str, failure: object) -> None:
-        from maskdesk.ui.menus import model_failed
-
-        waiting, self._after_load = self._after_load, []
-        if model_failed(self, message, failure):
-            self._after_load = waiting  # downloading: Detect goes on once it is loaded
-
-    def _progress(self, done: int, total: int, rate: float, left: float) -> None:
-        self.progress.setMaximum(max(total, 1))
-        self.progress.setValue(done)
-        eta = f", {left:.0f} s left" if left >= 0 else ""
-        self.statusBar().showMessage(f"Pre-labeling: {done} / {total}, {rate:.2f} images/s{eta}")
+        self.runs.request("box", (image_id, box, forced))
 
     def _image_stored(self, image_id: int) -> None:
         # The current image at once; the browser's rows with the watch, at most once a
@@ -548,15 +527,6 @@ class MainWindow(QMainWindow):
     def _finished(self, summary: str, report: object) -> None:
         self.look_for_changes()  # every row's final status now, not at the next tick
         self.statusBar().showMessage(summary)
-
-    def _worker_failed(self, message: str) -> None:
-        QMessageBox.warning(self, "maskdesk", message)
-
-    def _busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.acts["actionCancel"].setEnabled(busy)
-        self.acts["actionPrelabelFolder"].setEnabled(not busy)
-        self.acts["actionDetect"].setEnabled(not busy)
 
     # -- keys, settings, closing ----------------------------------------------------------
 
@@ -590,7 +560,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("splitter", self.splitter.saveState())
         self.settings.setValue("score", self.score_slider.value())
         self.settings.setValue("opacity", self.opacity_slider.value())
-        self.inference.close()
+        self.runs.close()  # a model load still going ends on its own, after the window
         self.pictures.wait()
         if self.project is not None:
             self.project.close()

@@ -154,16 +154,16 @@ def ask_model_file(window: MainWindow) -> None:
 
 def export_coco(window: MainWindow) -> None:
     from maskdesk.core.exporting import export_project
-    from maskdesk.ui.dialogs import ask_export
+    from maskdesk.ui import dialogs
 
     if window.project is None:
         return
     default = window.project.folder.parent / f"{window.project.folder.name}.json"
-    choice = ask_export(window, default, window.min_score)
+    choice = dialogs.ask_export(window, default, window.min_score)
     if choice is None:
         return
     try:
-        data = export_project(
+        exported = export_project(
             window.project,
             choice.path,
             polygons=choice.polygons,
@@ -173,10 +173,14 @@ def export_coco(window: MainWindow) -> None:
     except MaskdeskError as exc:
         QMessageBox.warning(window, "maskdesk", str(exc))
         return
-    window.statusBar().showMessage(
+    data = exported.data
+    written = (
         f"{len(data['images'])} images, {len(data['annotations'])} annotations written to "
         f"{choice.path}"
     )
+    window.statusBar().showMessage(written)
+    if exported.left_out:
+        dialogs.show_left_out(window, written, exported.left_out)
 
 
 def import_coco(window: MainWindow) -> None:
@@ -201,17 +205,20 @@ def import_coco(window: MainWindow) -> None:
 
 
 def export_picture(window: MainWindow) -> None:
+    from maskdesk.core.fileio import atomic_write_bytes
     from maskdesk.core.images import load_rgb
     from maskdesk.core.render import render_overlay
+    from maskdesk.ui import dialogs
 
     if window.project is None or window.image_id is None:
         return
+    folder = window.project.folder
     record = window.project.image(window.image_id)
-    default = window.project.folder / f"{Path(record.path).stem}-masks.png"
-    path, _ = QFileDialog.getSaveFileName(
-        window, "Export the picture with its masks", str(default), "Pictures (*.png *.jpg)"
-    )
-    if not path:
+    # Never inside the image folder: the picture would become an image of the project.
+    remembered = str(window.settings.value(dialogs.PICTURE_FOLDER, "") or "")
+    default = dialogs.picture_default(folder, record.path, remembered)
+    path = dialogs.ask_picture_path(window, folder, default)
+    if path is None:
         return
     try:
         rgb = load_rgb(window.project.absolute_path(record))
@@ -221,14 +228,18 @@ def export_picture(window: MainWindow) -> None:
             window.project.categories,
             min_score=window.min_score,
         )
-        ok, encoded = cv2.imencode(Path(path).suffix or ".png", picture[:, :, ::-1])
+        try:
+            ok, encoded = cv2.imencode(path.suffix, picture[:, :, ::-1])
+        except cv2.error:
+            ok = False
         if not ok:
             raise MaskdeskError(f"Cannot encode {path}; use .png or .jpg.")
-        from maskdesk.core.fileio import atomic_write_bytes
-
         atomic_write_bytes(path, encoded.tobytes())
     except MaskdeskError as exc:
         QMessageBox.warning(window, "maskdesk", str(exc))
+        return
+    window.settings.setValue(dialogs.PICTURE_FOLDER, str(path.parent))
+    window.statusBar().showMessage(f"Picture written to {path}")
 
 
 def show_shortcuts(window: MainWindow) -> None:
@@ -267,7 +278,7 @@ def model_failed(window: MainWindow, message: str, failure: object) -> bool:
         window.inference.modelLoaded.connect(done)
         window.inference.modelFailed.connect(done)
         dialog.show()
-        window.inference.load_model(window.model_name, window.device, False)
+        window.runs.load(offline=False)
         return True
     return False
 

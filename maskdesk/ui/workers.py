@@ -5,11 +5,12 @@ and reports everything (progress, stored images, errors) as signals.
 torch is imported only inside the worker's slots, so importing this module costs no torch.
 Only signals cross threads, except `cancel()`, a thread-safe plain method that works while
 the worker is busy. `InferenceThread` creates the thread, moves the worker, and joins it on
-close.
+close (or, when a window closes during a model load, keeps it until it ends on its own).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -86,8 +87,9 @@ class InferenceWorker(QObject):
     finished = Signal(str, object)  # summary line, PrelabelReport
     failed = Signal(str)  # message for the user; the worker stays usable
     busyChanged = Signal(bool)  # True when a task starts, False when it ends (any outcome)
-    # image id, instances (model category ids), model category names by id, forced class name
-    boxMasked = Signal(int, list, object, str)
+    # image id, instances (model category ids), model category names by id, forced class name,
+    # the request's ticket (the window knows from it which folder the box was drawn in)
+    boxMasked = Signal(int, list, object, str, int)
     closed = Signal()  # after shutdown(): connection closed, model dropped
 
     def __init__(self) -> None:
@@ -191,7 +193,7 @@ class InferenceWorker(QObject):
             known = [c.id for c in predictor.categories if c.name == forced]
             instances = predictor.predict_boxes(rgb, [box], category_id=known[0] if known else None)
             names = {c.id: c.name for c in predictor.categories}
-            self.boxMasked.emit(image_id, instances, names, forced)
+            self.boxMasked.emit(image_id, instances, names, forced, ticket)
         except Exception as exc:
             self._report_error("Box to mask", exc)
 
@@ -349,6 +351,32 @@ class InferenceWorker(QObject):
             project.close()
 
 
+# Threads that closing a window left to end on their own (a model load cannot stop halfway),
+# with their workers: kept alive until joined, because a QThread destroyed while it runs
+# aborts the process.
+_LEFTOVERS: list[tuple[QThread, QObject]] = []
+_HOOKED = False
+
+
+def wait_for_leftovers() -> None:
+    """Join the threads closed windows left running (when the application quits, at exit)."""
+    while _LEFTOVERS:
+        thread, _worker = _LEFTOVERS.pop()
+        thread.wait()
+
+
+def _leave_running(thread: QThread, worker: QObject) -> None:
+    global _HOOKED
+    if not _HOOKED:
+        _HOOKED = True
+        atexit.register(wait_for_leftovers)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(wait_for_leftovers)
+    _LEFTOVERS[:] = [(t, w) for t, w in _LEFTOVERS if not t.isFinished() and t is not thread]
+    _LEFTOVERS.append((thread, worker))
+
+
 _REPEATED = (
     "modelLoaded",
     "modelFailed",
@@ -380,7 +408,7 @@ class InferenceThread(QObject):
     finished = Signal(str, object)
     failed = Signal(str)
     busyChanged = Signal(bool)
-    boxMasked = Signal(int, list, object, str)
+    boxMasked = Signal(int, list, object, str, int)
 
     _setProject = Signal(object)
     _loadModel = Signal(str, str, bool, int)
@@ -396,6 +424,7 @@ class InferenceThread(QObject):
         # No Qt parent: a parent deleting a running QThread would abort the process.
         self._thread = QThread()
         self._thread.setObjectName("maskdeskInference")
+        self._closing = False
         self.worker.moveToThread(self._thread)
         self._setProject.connect(self.worker.set_project)
         self._loadModel.connect(self.worker.load_model)
@@ -432,9 +461,12 @@ class InferenceThread(QObject):
 
     def box_to_mask(
         self, image_id: int, box: tuple[float, float, float, float], forced: str = ""
-    ) -> None:
-        """Ask for the mask in `box` (image pixels); the answer comes as `boxMasked`."""
-        self._boxToMask.emit(image_id, box, forced, self.worker.ticket())
+    ) -> int:
+        """Ask for the mask in `box` (image pixels); the answer comes as `boxMasked` with the
+        ticket returned here."""
+        ticket = self.worker.ticket()
+        self._boxToMask.emit(image_id, box, forced, ticket)
+        return ticket
 
     def keep_only(self, image_id: int) -> None:
         """Box to mask keeps one image's features: free them once the person leaves it."""
@@ -446,14 +478,22 @@ class InferenceThread(QObject):
     def is_running(self) -> bool:
         return self._thread.isRunning()
 
-    def close(self, timeout_ms: int = -1) -> bool:
+    def close(self, timeout_ms: int = -1, *, detach: bool = False) -> bool:
         """Cancel everything, let the worker close its connection in its thread, and join
-        it. Returns whether the thread ended (always True without a timeout)."""
+        it. Returns whether the thread ended (always True without a timeout).
+
+        With `detach`, a thread still busy after `timeout_ms` (a model load cannot stop
+        halfway) ends on its own: it is kept alive until then, and joined when the
+        application quits, so a window closes at once."""
         if not self._thread.isRunning():
             return True
         self.worker.cancel()
-        self._shutdown.emit()  # queued after the (cancelled) requests before it
+        if not self._closing:
+            self._closing = True
+            self._shutdown.emit()  # queued after the (cancelled) requests before it
         ended = self._thread.wait() if timeout_ms < 0 else self._thread.wait(timeout_ms)
-        if not ended:
+        if not ended and detach:
+            _leave_running(self._thread, self.worker)
+        elif not ended:
             log.warning("The inference thread did not end within %d ms", timeout_ms)
         return bool(ended)

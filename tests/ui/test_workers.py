@@ -359,7 +359,7 @@ def test_box_to_mask_keeps_the_image_for_the_next_box_and_frees_it_on_leaving(
             inference.box_to_mask(first.id, box, "rectangle")
         answers.append(masked.args)
     assert len(runs) == 1  # the second box ran the heads only
-    for image_id, instances, names, forced in answers:
+    for image_id, instances, names, forced, _ticket in answers:
         assert image_id == first.id and forced == "rectangle" and len(instances) == 1
         assert names[instances[0].category_id] == "rectangle"  # the class asked for
     inference.keep_only(first.id)
@@ -369,3 +369,38 @@ def test_box_to_mask_keeps_the_image_for_the_next_box_and_frees_it_on_leaving(
     inference.keep_only(second.id)  # the person moved on: pixels and features go
     qtbot.waitUntil(lambda: inference.worker._picture is None, timeout=TASK_MS)
     assert predictor._features._entry is None
+
+
+def test_a_detached_close_returns_at_once_and_the_thread_ends_on_its_own(
+    qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing a window must not wait for a model load; the thread it leaves running must
+    outlive its owner (a QThread destroyed while it runs aborts the process)."""
+    import gc
+
+    from maskdesk.inference import models
+    from maskdesk.ui import workers
+
+    started, gate = threading.Event(), threading.Event()
+    real = models.load_model
+
+    def gated(spec: str, **kwargs):  # noqa: ANN003, ANN202
+        started.set()
+        gate.wait(TASK_MS / 1000)
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(models, "load_model", gated)
+    owner = InferenceThread()
+    ended: list[int] = []
+    owner.worker.closed.connect(lambda: ended.append(1), Qt.ConnectionType.DirectConnection)
+    owner.load_model(FIXTURE_MODEL, "cpu", True)
+    qtbot.waitUntil(started.is_set, timeout=FIRST_LOAD_MS)
+    began = time.perf_counter()
+    assert owner.close(100, detach=True) is False
+    assert time.perf_counter() - began < 2.0
+    assert owner.is_running()
+    del owner
+    gc.collect()  # the owner goes (with its window); the thread lives on
+    gate.set()
+    workers.wait_for_leftovers()  # what quitting the application does
+    assert ended == [1] and workers._LEFTOVERS == []
