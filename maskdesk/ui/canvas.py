@@ -26,7 +26,6 @@ from PySide6.QtGui import (
     QMouseEvent,
     QPainter,
     QPaintEvent,
-    QPen,
     QResizeEvent,
     QTransform,
     QWheelEvent,
@@ -36,7 +35,7 @@ from PySide6.QtWidgets import QWidget
 from maskdesk.core.instances import Instance
 from maskdesk.core.render import instance_color
 from maskdesk.ui.labels import lay_out, paint_label
-from maskdesk.ui.overlay_cache import Color, OverlayCache, OverlayEntry
+from maskdesk.ui.overlay_cache import Color, OverlayCache, OverlayEntry, cosmetic_pen
 from maskdesk.ui.tools import Tool
 
 MIN_SCALE = 1 / 64
@@ -71,8 +70,9 @@ class Canvas(QWidget):
         self._colors: list[Color] = []
         self._names: dict[int, str] = {}
         self._cache = OverlayCache()
-        # Bumped when the picture or the instances change; keys the widget-sized layers.
-        self._doc_version = 0
+        # Bumped when the picture (both) or the instances (doc only) change; they key the
+        # widget-sized layers, so new instances never redraw the picture layer.
+        self._doc_version = self._picture_version = 0
         self._base: QImage | None = None
         self._base_key: tuple[object, ...] = ()
         self._masks: QImage | None = None
@@ -116,6 +116,7 @@ class Canvas(QWidget):
             # the array may go away.
             self._image = wrapped.convertToFormat(QImage.Format.Format_RGB32)
         self._doc_version += 1
+        self._picture_version += 1
         self.fit()
 
     def set_message(self, text: str) -> None:
@@ -152,6 +153,11 @@ class Canvas(QWidget):
         if self._hover not in present:
             self._hover = -1
         self.update()
+
+    def shows(self, instances: Sequence[Instance], names: dict[int, str]) -> bool:
+        """Whether these instances (equal values, masks included) and names are the ones
+        painted now: a caller re-reading the store can then leave the cached layers be."""
+        return names == self._names and list(instances) == self._instances
 
     def set_hidden_ids(self, ids: Iterable[int]) -> None:
         self._hidden = set(ids)
@@ -365,7 +371,7 @@ class Canvas(QWidget):
         """
         assert self._image is not None
         dpr = self.devicePixelRatioF()
-        view_key = (*self._view_key(), dpr, self._doc_version)
+        view_key = (*self._view_key(), dpr, self._picture_version)
         if self._base_key != view_key or self._base is None:
             self._base = self._new_layer(QImage.Format.Format_RGB32, dpr)
             self._base.fill(BACKGROUND)
@@ -381,7 +387,7 @@ class Canvas(QWidget):
             self._base_key = view_key
         if not self._show_masks:
             return self._base, None
-        masks_key = (*view_key, tuple(shown))
+        masks_key = (*view_key, self._doc_version, tuple(shown))
         if self._masks_key != masks_key or self._masks is None:
             self._masks = self._new_layer(QImage.Format.Format_ARGB32_Premultiplied, dpr)
             self._masks.fill(0)
@@ -450,16 +456,16 @@ class Canvas(QWidget):
                 if is_selected:
                     # A light halo under the colour makes the selection stand out on any
                     # picture and any instance colour.
-                    painter.setPen(_cosmetic(QColor(255, 255, 255), 4.0))
+                    painter.setPen(cosmetic_pen(QColor(255, 255, 255), 4.0))
                     painter.drawPath(path)
                 width = 3.0 if is_hover else 2.0 if is_selected else 1.0
-                painter.setPen(_cosmetic(color, width))
+                painter.setPen(cosmetic_pen(color, width))
                 painter.drawPath(path)
             if self._show_boxes or is_selected:
                 box = self._instances[i].box
                 assert box is not None
                 x0, y0, x1, y1 = box
-                painter.setPen(_cosmetic(color, 2.0 if is_selected else 1.0))
+                painter.setPen(cosmetic_pen(color, 2.0 if is_selected else 1.0))
                 painter.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 
@@ -592,10 +598,3 @@ class Canvas(QWidget):
             self.setCursor(self._tool.cursor)
         else:
             self.unsetCursor()
-
-
-def _cosmetic(color: QColor, width: float) -> QPen:
-    pen = QPen(color, width)
-    pen.setCosmetic(True)
-    pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
-    return pen

@@ -199,6 +199,25 @@ class ImageListModel(QAbstractListModel):
         for first, last in _runs(r for r in changed if r < self._loaded):
             self.dataChanged.emit(self.index(first), self.index(last))
 
+    def update_records(self, records: Sequence[ImageRecord]) -> None:
+        """These images' records changed (a batch stored them): their rows follow, found by
+        path, without reading the whole folder as `refresh` does. An image not listed (or
+        missing now) is left for `refresh`."""
+        for record in records:
+            row = self._rows.get(record.path)
+            if row is None or record.missing or self._records[row].id != record.id:
+                continue
+            old, self._records[row] = self._records[row], record
+            if old == record:
+                continue
+            if self.thumbnails is not None and (old.width, old.height) != (
+                record.width,
+                record.height,
+            ):
+                self.thumbnails.forget(old.path)
+            if row < self._loaded:
+                self.dataChanged.emit(self.index(row), self.index(row))
+
     def _remove_absent(self, keep: set[int]) -> None:
         gone = [row for row, r in enumerate(self._records) if r.id not in keep]
         for first, last in reversed(list(_runs(gone))):

@@ -32,6 +32,18 @@ SortRole = Qt.ItemDataRole.UserRole + 2
 ShownAtAnyScoreRole = Qt.ItemDataRole.UserRole + 3  # accepted or human: the threshold spares it
 
 Index = QModelIndex | QPersistentModelIndex
+# Roles as plain ints: compared for every cell a view paints.
+_DISPLAY, _EDIT = int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.EditRole)
+_CHECK, _DECORATION = int(Qt.ItemDataRole.CheckStateRole), int(Qt.ItemDataRole.DecorationRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_ANSWERED = frozenset(
+    {_DISPLAY, _EDIT, _CHECK, _DECORATION, _TOOLTIP, InstanceIdRole, SortRole, ShownAtAnyScoreRole}
+)
+_ENABLED = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+_FLAGS = {
+    VISIBLE: _ENABLED | Qt.ItemFlag.ItemIsUserCheckable,
+    CLASS: _ENABLED | Qt.ItemFlag.ItemIsEditable,
+}
 
 
 def color_of(instance: Instance) -> tuple[int, int, int]:
@@ -59,17 +71,20 @@ class InstanceTableModel(QAbstractTableModel):
         self._names = dict(names)
         self.endResetModel()
 
-    def update_instances(self, instances: Sequence[Instance], names: Mapping[int, str]) -> None:
+    def update_instances(self, instances: Sequence[Instance], names: Mapping[int, str]) -> bool:
         """The same image's instances after an edit: rows change in place where the set of ids
-        is the same (the view keeps its selection), else the model is reset."""
-        self._names = dict(names)
+        is the same (the view keeps its selection), else the model is reset. Returns whether
+        anything shown changed (False: no signal was sent, the view has nothing to redo)."""
         if [i.id for i in instances] != [i.id for i in self._rows]:
             self.set_instances(instances, names)
-            return
-        changed = [row for row, new in enumerate(instances) if new != self._rows[row]]
+            return True
+        renamed = dict(names) != self._names
+        self._names = dict(names)
+        changed = [row for row, new in enumerate(instances) if renamed or new != self._rows[row]]
         self._rows = list(instances)
         for row in changed:
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+        return bool(changed)
 
     def instance(self, row: int) -> Instance:
         return self._rows[row]
@@ -101,33 +116,49 @@ class InstanceTableModel(QAbstractTableModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if index.column() == VISIBLE:
-            flags |= Qt.ItemFlag.ItemIsUserCheckable
-        if index.column() == CLASS:
-            flags |= Qt.ItemFlag.ItemIsEditable
-        return flags
+        return _FLAGS.get(index.column(), _ENABLED)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        if not index.isValid():
             return None
-        inst = self._rows[index.row()]
-        column = index.column()
+        return self.cell(index.row(), index.column(), int(role))
+
+    def multiData(self, index: Index, roleDataSpan: Any) -> None:  # noqa: N803 (Qt's name)
+        """Every role a delegate asks for, in one call (Qt's default calls `data` per role,
+        a Python call each: seven per cell painted)."""
+        if index.isValid():
+            self.fill(index.row(), index.column(), roleDataSpan)
+
+    def fill(self, row: int, column: int, span: Any) -> None:
+        """Answer a QModelRoleDataSpan for one cell (the proxy calls it directly)."""
+        for item in span:
+            role = item.role()
+            value = self.cell(row, column, role) if role in _ANSWERED else None
+            if value is None:
+                item.clearData()
+            else:
+                item.setData(value)
+
+    def cell(self, row: int, column: int, role: int) -> Any:
+        """What `data` answers, from plain ints (no QModelIndex to wrap per call)."""
+        if not 0 <= row < len(self._rows):
+            return None
+        inst = self._rows[row]
+        if role in (_DISPLAY, _EDIT):
+            return self._text(inst, column)
         if role == InstanceIdRole:
             return inst.id
         if role == ShownAtAnyScoreRole:
             return inst.score is None or inst.review is Review.ACCEPTED
-        if column == VISIBLE and role == Qt.ItemDataRole.CheckStateRole:
+        if role == _CHECK and column == VISIBLE:
             return Qt.CheckState.Checked if inst.visible else Qt.CheckState.Unchecked
-        if column == SWATCH and role == Qt.ItemDataRole.DecorationRole:
+        if role == _DECORATION and column == SWATCH:
             return QColor(*color_of(inst))
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
-            return self._text(inst, column)
         if role == SortRole:
             if column == SCORE:
                 return -1.0 if inst.score is None else inst.score
             return self._text(inst, column) or ""
-        if role == Qt.ItemDataRole.ToolTipRole and column == CLASS and inst.crowd:
+        if role == _TOOLTIP and column == CLASS and inst.crowd:
             return "A crowd region (a group of objects)"
         return None
 
@@ -188,10 +219,25 @@ class InstanceProxy(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         model = self.sourceModel()
+        if isinstance(model, InstanceTableModel):  # plain Python: no index, no QVariant
+            if model.cell(source_row, SCORE, ShownAtAnyScoreRole):
+                return True
+            return float(model.cell(source_row, SCORE, SortRole)) >= self._min_score
         index = model.index(source_row, SCORE, source_parent)
         if model.data(index, ShownAtAnyScoreRole):
             return True
         return float(model.data(index, SortRole)) >= self._min_score
+
+    def multiData(self, index: Index, roleDataSpan: Any) -> None:  # noqa: N803 (Qt's name)
+        """Qt's proxies answer a span one `data` call per role; one call to the source."""
+        model = self.sourceModel()
+        if not index.isValid():
+            return
+        source = self.mapToSource(index)
+        if isinstance(model, InstanceTableModel):
+            model.fill(source.row(), source.column(), roleDataSpan)
+        else:
+            model.multiData(source, roleDataSpan)
 
 
 class ClassEditor(QStyledItemDelegate):

@@ -329,3 +329,23 @@ def test_text_colour_contrasts() -> None:
     assert text_color(YELLOW) == (0, 0, 0)
     assert text_color(BLUE) == (255, 255, 255)
     assert text_color((0, 0, 0)) == (255, 255, 255)
+
+
+def test_outline_rings_run_through_the_border_pixel_centres() -> None:
+    # The rings are written straight into QPolygonF storage; checked against the corners by
+    # hand and against one QPointF per OpenCV contour vertex, made the plain way.
+    import cv2
+
+    from maskdesk.ui.overlay_cache import outline_path
+
+    bits = np.zeros((6, 9), dtype=bool)
+    bits[1:5, 2:8] = True
+    bits[2:4, 4:6] = False  # a hole
+    path = outline_path(CropMask(10, 20, bits))
+    rings = [[(p.x(), p.y()) for p in ring] for ring in path.toSubpathPolygons()]
+    contours, _ = cv2.findContours(bits.view(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    plain = [[(x + 10.5, y + 20.5) for x, y in c.reshape(-1, 2).tolist()] for c in contours]
+    assert rings == [ring + ring[:1] for ring in plain]
+    outer = [(12.5, 21.5), (12.5, 24.5), (17.5, 24.5), (17.5, 21.5)]
+    assert any(sorted(set(ring)) == sorted(outer) for ring in rings)
+    assert len(rings) == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QModelRoleData, QModelRoleDataSpan, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QTableView
 
@@ -229,3 +229,52 @@ def test_a_drawn_instance_and_its_undo_restore_the_superseded_prediction(
     assert stacks.stack(record.id + 1000) is not stack
     assert stacks.group.activeStack() is stack
     assert stack.count() == 1
+
+
+def test_a_painted_table_asks_the_model_once_per_cell(qtbot, project: Project) -> None:
+    # A view asks seven roles per cell; answered one `data` call each (a Python call
+    # apiece, on the UI thread while a batch runs), the shown image's new predictions cost
+    # thousands. The proxy hands the whole span to the model in one call instead.
+    calls = {"data": 0, "fill": 0}
+
+    class Counting(InstanceTableModel):
+        def data(self, index, role=Qt.ItemDataRole.DisplayRole):  # noqa: ANN001, ANN202
+            calls["data"] += 1
+            return super().data(index, role)
+
+        def fill(self, row, column, span):  # noqa: ANN001, ANN202
+            calls["fill"] += 1
+            super().fill(row, column, span)
+
+    model = Counting()
+    model.set_instances(project.instances(project.images()[0].id), _names(project))
+    proxy = InstanceProxy()
+    proxy.setSourceModel(model)
+    proxy.sort(SCORE, Qt.SortOrder.DescendingOrder)
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(proxy)
+    view.resize(600, 200)
+    view.show()
+    qtbot.waitExposed(view)
+    calls.update(data=0, fill=0)
+    view.grab()
+    assert calls == {"data": 0, "fill": 3 * 6}  # three rows of six columns, once each
+
+    def answer(row: int, column: int, role: Qt.ItemDataRole) -> object:
+        item = QModelRoleData(role)
+        proxy.multiData(proxy.index(row, column), QModelRoleDataSpan(item))
+        return item.data()
+
+    display = Qt.ItemDataRole.DisplayRole
+    assert [(answer(r, CLASS, display), answer(r, SCORE, display)) for r in range(3)] == [
+        ("cat", "0.92"),
+        ("cat", "0.61"),
+        ("dog", "0.35"),
+    ]
+    assert answer(2, VISIBLE, Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Checked
+    first = proxy.mapToSource(proxy.index(0, 0)).row()
+    assert answer(0, SWATCH, Qt.ItemDataRole.DecorationRole) == QColor(
+        *instance_color(model.instance(first).id or 0)
+    )
+    assert answer(0, CLASS, Qt.ItemDataRole.FontRole) is None
