@@ -257,7 +257,11 @@ class InferenceWorker(QObject):
             return
         if self._cancelled(ticket):
             raise ModelError(f"Loading the model {name} was cancelled.")
-        # torch is imported here, in the worker thread, the first time a model is needed.
+        # torch is imported here, in the worker thread, the first time a model is needed,
+        # in the way that does not stall the UI thread (see inference/preload.py).
+        from maskdesk.inference.preload import import_torch_quietly
+
+        import_torch_quietly()
         from maskdesk.inference.models import load_model
         from maskdesk.inference.predictor import Predictor
 
