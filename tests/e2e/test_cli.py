@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from maskdesk.core.categories import Category
 from maskdesk.core.instances import Instance, Origin, Review
 from maskdesk.core.masks import CropMask
 from maskdesk.core.project import ImageStatus, Project
+from tests.damaged_files import truncated_jpeg
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_MODEL = REPO / "tests" / "fixtures" / "shapes-tiny.pt"
@@ -246,21 +246,12 @@ def test_predict_folder_fills_the_project_and_skips_reviewed(tmp_path: Path) -> 
         assert min(i.score for i in stored if i.score is not None) < 0.5
 
 
-def _truncated_jpeg(path: Path, width: int = 80, height: int = 60) -> None:
-    """A JPEG cut in half: its header (and size) reads, its pixels do not."""
-    buffer = io.BytesIO()
-    pixels = np.random.default_rng(5).integers(0, 255, (height, width, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(buffer, "JPEG")
-    data = buffer.getvalue()
-    path.write_bytes(data[: len(data) // 2])
-
-
 @needs_fixture
 def test_export_leaves_out_a_failed_image_without_work_and_names_it(
     labelled_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _truncated_jpeg(labelled_folder / "sub" / "broken.jpg")
-    _truncated_jpeg(labelled_folder / "drawn.jpg")
+    truncated_jpeg(labelled_folder / "sub" / "broken.jpg", 80, 60, seed=5)
+    truncated_jpeg(labelled_folder / "drawn.jpg", 80, 60, seed=5)
     with Project.open(labelled_folder) as project:
         drawn = project.image_by_path("drawn.jpg")
         assert drawn is not None

@@ -3,7 +3,6 @@ image that breaks the model; the fixture model really detects, the store is real
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -15,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from maskdesk.cli import main
 from maskdesk.core.categories import Category
 from maskdesk.core.instances import Instance, Origin, Review
 from maskdesk.core.masks import CropMask
 from maskdesk.core.project import ImageStatus, Project
+from tests.damaged_files import truncated_jpeg
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_MODEL = REPO / "tests" / "fixtures" / "shapes-tiny.pt"
@@ -160,21 +159,12 @@ def test_ctrl_c_writes_what_is_stored_and_a_rerun_continues(tmp_path: Path) -> N
     assert len(json.loads(out.read_text())["images"]) == 40
 
 
-def _truncated_jpeg(path: Path, width: int = 96, height: int = 96) -> None:
-    """A JPEG cut in half: its header (and size) reads, its pixels do not."""
-    buffer = io.BytesIO()
-    pixels = np.random.default_rng(9).integers(0, 255, (height, width, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(buffer, "JPEG")
-    data = buffer.getvalue()
-    path.write_bytes(data[: len(data) // 2])
-
-
 def test_a_truncated_jpeg_is_left_out_of_the_json_and_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = _shapes(tmp_path, 2)
-    _truncated_jpeg(folder / "broken.jpg")
-    _truncated_jpeg(folder / "drawn.jpg")
+    truncated_jpeg(folder / "broken.jpg", 96, 96, seed=9)
+    truncated_jpeg(folder / "drawn.jpg", 96, 96, seed=9)
     human = Instance(1, CropMask(10, 12, np.ones((20, 30), bool)), origin=Origin.HUMAN)
     with Project.open(folder) as project:
         project.ensure_categories([Category(1, "circle")])

@@ -9,16 +9,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QEvent, QPointF
 
 from maskdesk.core.project import Project
 from maskdesk.datasets.shapes import generate
 from maskdesk.ui.main_window import MainWindow
+from tests.ui.mouse import send
 
 WAIT_MS = 120_000
-LEFT = Qt.MouseButton.LeftButton
 
 
 def _drag(window: MainWindow, start: tuple[float, float], end: tuple[float, float]) -> None:
@@ -32,16 +30,7 @@ def _drag(window: MainWindow, start: tuple[float, float], end: tuple[float, floa
     ):
         pos = canvas.image_to_widget(QPointF(x, y))
         assert canvas.rect().contains(pos.toPoint()), "the drag must stay on the canvas"
-        buttons = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else LEFT
-        event = QMouseEvent(
-            kind,
-            pos,
-            QPointF(canvas.mapToGlobal(pos.toPoint())),
-            LEFT,
-            buttons,
-            Qt.KeyboardModifier.NoModifier,
-        )
-        QApplication.sendEvent(canvas, event)
+        send(canvas, kind, x, y)
 
 
 def _folder(tmp_path: Path, name: str, seed: int) -> tuple[Path, list[tuple[float, ...]]]:

@@ -6,14 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
 
 from maskdesk.ui.canvas import Canvas
 from maskdesk.ui.tools import BoxTool, BrushTool, PolygonTool
-
-LEFT = Qt.MouseButton.LeftButton
+from tests.ui.mouse import LEFT, send
 
 
 @pytest.fixture
@@ -24,21 +21,6 @@ def canvas(qtbot):
     canvas.show()
     canvas.set_image(np.full((150, 200, 3), 90, dtype=np.uint8))  # fitted: 2 px per pixel
     return canvas
-
-
-def send(canvas: Canvas, kind: QEvent.Type, x: float, y: float, button=LEFT, mods=None) -> None:
-    pos = canvas.image_to_widget(QPointF(x, y))
-    up = kind == QEvent.Type.MouseButtonRelease
-    buttons = Qt.MouseButton.NoButton if up else button
-    event = QMouseEvent(
-        kind,
-        pos,
-        QPointF(canvas.mapToGlobal(pos.toPoint())),
-        button,
-        buttons,
-        mods or Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(canvas, event)
 
 
 def drag(canvas: Canvas, points, button=LEFT, mods=None) -> None:  # noqa: ANN001
