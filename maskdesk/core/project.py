@@ -122,6 +122,16 @@ class Project:
         records.sort(key=lambda r: natural_key(r.path))
         return records
 
+    def stamp(self) -> int:
+        """The store's change stamp now: `images_since` with it returns what changes later."""
+        return int(self._store.query("SELECT COALESCE(MAX(stamp), 0) FROM images")[0][0])
+
+    def images_since(self, stamp: int) -> list[ImageRecord]:
+        """Image rows added or changed after `stamp` (missing ones included), by any
+        connection: what a reader that saw the store at `stamp` has to update."""
+        rows = self._store.query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE stamp > ?", (stamp,))
+        return [ImageRecord.from_row(row) for row in rows]
+
     def image(self, image_id: int) -> ImageRecord:
         """The image with this id (also when its file is missing); ValueError if unknown."""
         rows = self._store.query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?", (image_id,))

@@ -36,7 +36,7 @@ from maskdesk.core.errors import ProjectError
 from maskdesk.core.instances import Instance, Origin, Review
 from maskdesk.core.masks import CropMask
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x4D534B44  # "MSKD": tells our files apart from any other SQLite database
 STORE_DIR = ".maskdesk"
 STORE_FILE = "project.sqlite"
@@ -98,10 +98,23 @@ CREATE TABLE instances (
 CREATE INDEX instances_by_image ON instances(image_id);
 """
 
+# A stamp that grows with every insert or change of an image row, so a reader asks for the
+# rows changed since the stamp it last saw instead of reading the whole folder again.
+_STAMP = "UPDATE images SET stamp = (SELECT MAX(stamp) FROM images) + 1 WHERE id = NEW.id"
+_IMAGE_FIELDS = "path, width, height, file_size, mtime_ns, status, reason, model, missing"
+
 # Each step upgrades the schema by one version; step i takes version i + 1 to i + 2.
-_UPGRADES = [
+_UPGRADES: list[tuple[str, ...]] = [
     # 1 -> 2: COCO crowd regions are kept as instances.
-    "ALTER TABLE instances ADD COLUMN crowd INTEGER NOT NULL DEFAULT 0",
+    ("ALTER TABLE instances ADD COLUMN crowd INTEGER NOT NULL DEFAULT 0",),
+    # 2 -> 3: image rows carry a change stamp.
+    (
+        "ALTER TABLE images ADD COLUMN stamp INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX images_by_stamp ON images(stamp)",
+        f"CREATE TRIGGER images_stamp_insert AFTER INSERT ON images BEGIN {_STAMP}; END",
+        f"CREATE TRIGGER images_stamp_update AFTER UPDATE OF {_IMAGE_FIELDS} ON images "
+        f"BEGIN {_STAMP}; END",
+    ),
 ]
 
 # Instance columns in the order `instance_values` produces them.
@@ -398,8 +411,9 @@ def _upgrade(conn: sqlite3.Connection, version: int) -> None:
     try:
         # Another process may have upgraded it between our check and the lock.
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for statement in _UPGRADES[version - 1 :]:
-            conn.execute(statement)
+        for step in _UPGRADES[version - 1 :]:
+            for statement in step:
+                conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -411,7 +425,8 @@ def _create(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         # executescript would commit first; run statement by statement inside one transaction.
-        for statement in [*_SCHEMA_V1.split(";"), *_UPGRADES]:
+        upgrades = [statement for step in _UPGRADES for statement in step]
+        for statement in [*_SCHEMA_V1.split(";"), *upgrades]:
             if statement.strip():
                 conn.execute(statement)
         conn.executemany(

@@ -157,6 +157,11 @@ class ImageListModel(QAbstractListModel):
     def record(self, row: int) -> ImageRecord:
         return self._records[row]
 
+    def lists(self, record: ImageRecord) -> bool:
+        """Whether this image has a row (loaded or waiting for fetchMore)."""
+        row = self._rows.get(record.path)
+        return row is not None and self._records[row].id == record.id
+
     def fetch_all(self) -> None:
         """Load every remaining row (a filter needs to see them all)."""
         while self.canFetchMore():

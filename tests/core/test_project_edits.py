@@ -240,8 +240,15 @@ def test_an_older_project_file_is_upgraded_keeping_its_work(tmp_path: Path) -> N
         rid = _id(project, "x.png")
         kept = project.add_instance(rid, Instance(1, _disc(10, 10, 4), score=0.6))
         path = project.store_path
-    conn = sqlite3.connect(path)  # what maskdesk 0.1 wrote: schema 1, no crowd column
+    conn = sqlite3.connect(path)  # what maskdesk 0.1 wrote: schema 1, no crowd, no stamps
     conn.execute("ALTER TABLE instances DROP COLUMN crowd")
+    for statement in (
+        "DROP TRIGGER images_stamp_insert",
+        "DROP TRIGGER images_stamp_update",
+        "DROP INDEX images_by_stamp",
+        "ALTER TABLE images DROP COLUMN stamp",
+    ):
+        conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
@@ -250,3 +257,26 @@ def test_an_older_project_file_is_upgraded_keeping_its_work(tmp_path: Path) -> N
         assert project._store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
         crowd = project.add_instance(rid, Instance(1, _disc(25, 15, 4), crowd=True))
         assert project.instance(crowd.id).crowd is True
+        stamp = project.stamp()
+        assert project.images_since(stamp) == []
+        project.set_status(rid, ImageStatus.REVIEWED)  # rows changed from now on are stamped
+        assert [r.path for r in project.images_since(stamp)] == ["x.png"]
+
+
+def test_rows_changed_since_a_stamp_by_any_connection(tmp_path: Path) -> None:
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(folder / name)
+    with Project.open(folder) as reader, Project.open(folder) as writer:
+        stamp = reader.stamp()
+        assert reader.images_since(stamp) == []
+        b = _id(writer, "b.png")
+        writer.set_status(b, ImageStatus.REVIEWED)
+        changed = reader.images_since(stamp)
+        assert [(r.path, r.status) for r in changed] == [("b.png", ImageStatus.REVIEWED)]
+        stamp = reader.stamp()
+        writer.set_status(_id(writer, "a.png"), ImageStatus.FAILED, "cannot decode")
+        writer.set_status(b, ImageStatus.NEW)
+        assert sorted(r.path for r in reader.images_since(stamp)) == ["a.png", "b.png"]
+        assert reader.images_since(reader.stamp()) == []

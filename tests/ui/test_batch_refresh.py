@@ -57,7 +57,7 @@ def test_a_batch_updates_rows_one_by_one_and_the_shown_image_once(
         window.acts["actionPrelabelFolder"].trigger()
 
     assert [s.count(ImageStatus.PRELABELED.value) for s in seen] == [1, 2, 3, 4, 5, 6]
-    assert len(reads) == 1  # the whole folder once, when the batch ends
+    assert reads == []  # never the whole folder: the batch's end reads the changed rows
     assert _statuses(window) == [ImageStatus.PRELABELED.value] * 6
     shown = window.project.instances(window.image_id)
     assert shown and window.instance_model.instances() == shown
@@ -66,16 +66,34 @@ def test_a_batch_updates_rows_one_by_one_and_the_shown_image_once(
     assert window.canvas.shows(shown, {c.id: c.name for c in window.project.categories})
 
 
-def test_another_program_is_still_noticed(window: MainWindow, qtbot, tmp_path: Path) -> None:
-    # Writes the window's own worker did not announce: the whole folder is read again.
+def test_another_program_is_still_noticed(
+    window: MainWindow, qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Writes the window's own worker did not announce: only the changed rows are read; an
+    # image that came with a scan makes the window read the folder.
     folder = _shapes(tmp_path, 3)
     window.open_folder(folder)
     qtbot.waitUntil(lambda: window.picture_id == window.image_id is not None, timeout=WAIT_MS)
+    assert window.project is not None
+    reads: list[int] = []
+    every_image = window.project.images
+    monkeypatch.setattr(window.project, "images", lambda: reads.append(1) or every_image())
     with Project.open(folder) as other:
         last = other.images()[-1]
         other.set_status(last.id, ImageStatus.REVIEWED)
     window.look_for_changes()
     assert _statuses(window)[-1] == ImageStatus.REVIEWED.value
+    assert reads == []
+
+    (folder / "shapes_00000.png").rename(folder / "zz_new.png")
+    with Project.open(folder):
+        pass  # a scan beside the window: one image gone, one come
+    window.look_for_changes()
+    assert reads == [1]
+    model = window.image_model
+    assert model is not None
+    assert [model.record(r).path for r in range(model.total())][-1] == "zz_new.png"
+    assert model.total() == 3
 
 
 def _niceness_of_threads() -> dict[str, list[int]]:
