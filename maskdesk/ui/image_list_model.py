@@ -79,6 +79,7 @@ class ImageListModel(QAbstractListModel):
         self.thumbnails = thumbnails
         self._chunk = chunk
         self._records: list[ImageRecord] = list(records)
+        self._stamp = -1  # the store's change stamp these rows were read at (`follow`)
         self._loaded = 0
         self._rows: dict[str, int] = {}  # relative path -> row, for thumbnails arriving
         self._reindex()
@@ -91,7 +92,9 @@ class ImageListModel(QAbstractListModel):
     ) -> ImageListModel:
         """A model over the project's images, thumbnails cached beside the project store."""
         loader = ThumbnailLoader(project.store_path.parent / "thumbs", size=size)
+        stamp = project.stamp()  # before the rows: a change meanwhile is read again
         model = cls(project.images(), folder=project.folder, thumbnails=loader, parent=parent)
+        model._stamp = stamp
         loader.setParent(model)
         return model
 
@@ -157,11 +160,6 @@ class ImageListModel(QAbstractListModel):
     def record(self, row: int) -> ImageRecord:
         return self._records[row]
 
-    def lists(self, record: ImageRecord) -> bool:
-        """Whether this image has a row (loaded or waiting for fetchMore)."""
-        row = self._rows.get(record.path)
-        return row is not None and self._records[row].id == record.id
-
     def fetch_all(self) -> None:
         """Load every remaining row (a filter needs to see them all)."""
         while self.canFetchMore():
@@ -203,6 +201,26 @@ class ImageListModel(QAbstractListModel):
                 self.thumbnails.forget(old.path)
         for first, last in _runs(r for r in changed if r < self._loaded):
             self.dataChanged.emit(self.index(first), self.index(last))
+
+    def reread(self, project: Project) -> None:
+        """Every image's record again: O(folder), 0.1-0.25 s for 10,000 images."""
+        self._stamp = project.stamp()  # first: a change meanwhile is read again
+        self.refresh(project.images())
+
+    def follow(self, project: Project) -> None:
+        """Only the rows any connection added or changed since the last read; the whole
+        folder is read only when an image came or went (a scan)."""
+        stamp = project.stamp()
+        changed = project.images_since(self._stamp)
+        if any(r.missing or not self._lists(r) for r in changed):
+            self.reread(project)
+        else:
+            self._stamp = stamp
+            self.update_records(changed)
+
+    def _lists(self, record: ImageRecord) -> bool:
+        row = self._rows.get(record.path)
+        return row is not None and self._records[row].id == record.id
 
     def update_records(self, records: Sequence[ImageRecord]) -> None:
         """These images' records changed (a batch stored them): their rows follow, found by

@@ -243,7 +243,6 @@ class MainWindow(QMainWindow):
         self.project = project
         self.undo.clear()
         self.image_id = self.picture_id = None
-        self._stamp = project.stamp()  # before the rows: a change meanwhile is read again
         old, self.image_model = self.image_model, ImageListModel.from_project(project, parent=self)
         self.image_proxy.setSourceModel(self.image_model)
         if old is not None:
@@ -339,26 +338,15 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(note)
 
     def refresh_images(self) -> None:
-        """Read every image's record again: O(folder), 0.1-0.25 s for 10,000 images."""
+        """Read every image's record again (after a scan, or an import)."""
         if self.project is not None and self.image_model is not None:
-            self._stamp = self.project.stamp()  # first: a change meanwhile is read again
-            self.image_model.refresh(self.project.images())
+            self.image_model.reread(self.project)
             self._after_rows_changed()
 
     def refresh_changed_images(self) -> None:
-        """Only the rows added or changed since the last read, by anyone; the whole folder is
-        read only when an image came or went (a scan)."""
-        if self.project is None or self.image_model is None:
-            return
-        stamp = self.project.stamp()
-        changed = self.project.images_since(getattr(self, "_stamp", -1))
-        model = self.image_model
-        if any(r.missing or not model.lists(r) for r in changed):
-            self.refresh_images()
-            return
-        self._stamp = stamp
-        model.update_records(changed)
-        self._after_rows_changed()
+        if self.project is not None and self.image_model is not None:
+            self.image_model.follow(self.project)
+            self._after_rows_changed()
 
     def _after_rows_changed(self) -> None:
         self.filters.fill_classes()
@@ -366,15 +354,11 @@ class MainWindow(QMainWindow):
             self.filters.update_from_store()
 
     def look_for_changes(self) -> None:
-        """Another connection (the worker, a CLI beside the window) wrote: show it. During
-        this window's batch, whose rows follow one by one (`_image_stored`), rows are read
-        when the batch ends."""
+        """Another connection (the worker, a CLI beside the window) wrote: show it, reading
+        only the rows it changed."""
         if self.project is None or not self.project.changed():
             return
-        if getattr(self, "_rows_followed", False):
-            self._rows_followed, self._rows_owed = False, True
-        else:
-            self.refresh_changed_images()
+        self.refresh_changed_images()
         self.refresh_instances()
 
     # -- selection shared by the table and the canvas ---------------------------------------
@@ -562,15 +546,12 @@ class MainWindow(QMainWindow):
         except ValueError:
             return  # an image of a folder closed since
         self.image_model.update_records([record])
-        self._rows_followed = True
         if image_id == self.image_id:
             self.refresh_instances()
 
     def _finished(self, summary: str, report: object) -> None:
         # Every row's final status, and what another program wrote meanwhile, now.
-        owed = getattr(self, "_rows_owed", False)
-        if self.project is not None and (self.project.changed() or owed):
-            self._rows_followed = self._rows_owed = False
+        if self.project is not None and self.project.changed():
             self.refresh_changed_images()
             self.refresh_instances()
         self.statusBar().showMessage(summary)
