@@ -73,6 +73,29 @@ def _collect(inputs: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path]
     return paths, folders, loose
 
 
+def folders_model(folders: Sequence[Path]) -> str:
+    """The model `predict` uses when not told: the folders' own (made current in the window
+    or by `train --adopt`), else coco-v1."""
+    from maskdesk.core.project_models import current_model
+
+    chosen = set()
+    for folder in folders:
+        with Project.open(folder) as project:
+            model = current_model(project)
+        if model is not None:
+            chosen.add(model)
+    if len(chosen) > 1:
+        raise MaskdeskError(
+            f"The folders have different models ({', '.join(sorted(chosen))}); give --model "
+            "to choose one for all of them."
+        )
+    if chosen:
+        model = chosen.pop()
+        _say(f"using the folder's model {model} (--model chooses another)")
+        return model
+    return "coco-v1"
+
+
 def _image_root(inputs: Sequence[Path], paths: Sequence[Path]) -> Path:
     """The folder that exported file names are relative to."""
     if len(inputs) == 1 and inputs[0].is_dir():
@@ -274,7 +297,9 @@ def run_predict(args: argparse.Namespace) -> int:
     from maskdesk.inference.predictor import Predictor
 
     check_output(args.output)
-    _collect(args.inputs)  # a wrong path is reported before the model loads
+    folders = _collect(args.inputs)[1]  # a wrong path is reported before the model loads
+    if args.model is None:
+        args.model = folders_model(folders)
     download = ProgressBar("downloading weights", unit="MB")
     loaded = load_model(args.model, offline=args.offline, progress=download.bytes_callback)
     download.close()
@@ -347,7 +372,10 @@ def add_predict_parser(sub: argparse._SubParsersAction, common: argparse.Argumen
     p.add_argument(
         "-o", "--output", type=Path, required=True, metavar="OUT.json", help="COCO JSON to write"
     )
-    p.add_argument("--model", default="coco-v1", help="coco-v1 (default), coco-v2 or a PATH")
+    p.add_argument(
+        "--model",
+        help="coco-v1, coco-v2 or a PATH (default: the folder's model, else coco-v1)",
+    )
     p.add_argument("--score", type=score_value, default=0.5, help="lowest score exported (0.5)")
     p.add_argument(
         "--device",

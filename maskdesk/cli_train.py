@@ -68,13 +68,24 @@ def add_train_parser(subparsers: Any) -> None:
     """Register the "train" sub-command on an argparse sub-parsers object."""
     p = subparsers.add_parser(
         "train",
-        help="fine-tune a model (or train the tiny one) on a COCO file",
+        help="train on a folder's reviewed images, or on a COCO file",
         description=(
-            "Train on a COCO file. MODEL.pt always holds the best-validated weights so far "
+            "maskdesk train FOLDER: one round on the folder's reviewed images (1 in 5 held "
+            "out, by a stable hash of the path, to compare the current and the new model); the "
+            "model goes to the folder's .maskdesk/models with its card, and --adopt makes it "
+            "the folder's model. "
+            "maskdesk train --coco ANN.json --images DIR -o MODEL.pt: train on a COCO file; "
+            "MODEL.pt always holds the best-validated weights so far "
             "(the latest ones before the first validation); Ctrl-C keeps it usable and writes "
             "MODEL.pt.resume.pt. `maskdesk train --resume MODEL.pt` alone continues: the run's "
             "COCO file, images, output and settings are kept in that state."
         ),
+    )
+    p.add_argument(
+        "folder",
+        nargs="?",
+        type=Path,
+        help="a folder with reviewed images (instead of --coco, --images and -o)",
     )
     p.add_argument(
         "--coco",
@@ -154,6 +165,30 @@ def add_train_parser(subparsers: Any) -> None:
         metavar="N",
         help="print a progress line every N iterations (1)",
     )
+    folder = p.add_argument_group("training on a FOLDER")
+    folder.add_argument(
+        "--budget",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="train for about this long (120; --epochs trains that many passes instead)",
+    )
+    folder.add_argument(
+        "--current",
+        metavar="MODEL",
+        help="the model to compare with (the folder's model, else coco-v1); also the base "
+        "unless --base",
+    )
+    folder.add_argument(
+        "--adopt",
+        nargs="?",
+        const="if-better",
+        choices=["if-better", "always"],
+        help="make the new model the folder's model if its held-out AP did not drop "
+        "(always: in any case)",
+    )
+    folder.add_argument(
+        "--json", action="store_true", help="report as JSON lines on stdout (for the window)"
+    )
     p.set_defaults(func=run_train, flags=FLAGS)
 
 
@@ -232,10 +267,30 @@ def _resumed_run(args: argparse.Namespace, notes: list[str]) -> dict[str, Any]:
     return values
 
 
+def _folder_round(args: argparse.Namespace) -> int:
+    clash = [
+        flag
+        for key, flag in (("coco", "--coco"), ("images", "--images"), ("output", "-o"))
+        if getattr(args, key) is not None
+    ] + (["--resume"] if args.resume is not None else [])
+    if clash:
+        print(
+            f"maskdesk: {' and '.join(clash)} train on a COCO file; a FOLDER round reads the "
+            "folder's reviewed images and writes to its .maskdesk/models: give one or the other.",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    from maskdesk.cli_train_folder import run_folder
+
+    return run_folder(args)
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Run training with progress on stderr; exit 0, 2 on a user error, 130 on Ctrl-C."""
     from maskdesk.inference.training import TrainOptions, TrainProgress, resume_path_for, train
 
+    if getattr(args, "folder", None) is not None:
+        return _folder_round(args)
     every = max(1, int(getattr(args, "log_every", 1)))
 
     def on_progress(p: TrainProgress) -> None:

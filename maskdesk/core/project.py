@@ -163,6 +163,29 @@ class Project:
             )
         return ImageRecord.from_row(row)
 
+    # -- settings kept with the folder -----------------------------------------------------
+
+    @property
+    def models_dir(self) -> Path:
+        """Where the folder's trained models and their cards live (beside the store)."""
+        return self.store_path.parent / "models"
+
+    def setting(self, key: str) -> str | None:
+        """A setting kept in the project (the folder's model, ...), or None when unset."""
+        rows = self._store.query("SELECT value FROM meta WHERE key = ?", (f"setting.{key}",))
+        return str(rows[0][0]) if rows else None
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        """Keep `value` as the project's `key` (None removes it), in one transaction."""
+        with self._edit() as conn:
+            if value is None:
+                conn.execute("DELETE FROM meta WHERE key = ?", (f"setting.{key}",))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    (f"setting.{key}", value),
+                )
+
     # -- categories ------------------------------------------------------------------------
 
     @property

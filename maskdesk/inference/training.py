@@ -53,6 +53,10 @@ class TrainOptions:
     workers: int = 0
     threads: int = 2
     offline: bool = False
+    budget_s: float | None = None  # train for about this long instead of `epochs`
+    # False: no training state, and the model written once, when the run completes (a
+    # folder's training round, which starts over rather than resumes).
+    resumable: bool = True
 
 
 @dataclass
@@ -232,7 +236,12 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=base_lr, momentum=0.9, weight_decay=1e-4)
     per_epoch = math.ceil(len(train_set) / options.batch)
-    total = options.epochs * per_epoch
+    epochs = options.epochs
+    if options.budget_s is not None:
+        # Planned once the first iterations have been timed (see `replan`); until then the
+        # schedule assumes one iteration a second.
+        epochs = max(1, math.ceil(options.budget_s / per_epoch))
+    total = epochs * per_epoch
     epoch, skip, iteration = 0, 0, 0
     best_ap: float | None = None
     history: list[dict[str, Any]] = []
@@ -311,7 +320,7 @@ def train(
 
     def report(kind: str, **values: Any) -> None:
         if on_progress is not None:
-            on_progress(TrainProgress(kind, epoch + 1, options.epochs, iteration, total, **values))
+            on_progress(TrainProgress(kind, epoch + 1, epochs, iteration, total, **values))
 
     def result(interrupted: bool, resume: Path | None) -> TrainResult:
         finals = [h["ap"] for h in history if h.get("ap") is not None]
@@ -330,8 +339,9 @@ def train(
 
     batch_index = skip
     seconds_per_it: float | None = None
+    run_started = time.perf_counter()
     try:
-        while epoch < options.epochs:
+        while epoch < epochs:
             order = np.random.default_rng([options.seed, epoch]).permutation(len(train_set))
             batches = [
                 order[i : i + options.batch].tolist() for i in range(0, len(order), options.batch)
@@ -372,6 +382,9 @@ def train(
                 now = time.perf_counter()
                 dt, started = now - started, now
                 seconds_per_it = dt if seconds_per_it is None else 0.9 * seconds_per_it + 0.1 * dt
+                if options.budget_s is not None:
+                    total = _replan(total, iteration, now - run_started, options.budget_s)
+                    epochs = max(epoch + 1, math.ceil(total / per_epoch))
                 report(
                     "iteration",
                     losses={k: v.item() for k, v in losses.items()} | {"loss": loss.item()},
@@ -380,6 +393,9 @@ def train(
                     lr=lr,
                     best_ap=best_ap,
                 )
+                if iteration >= total:
+                    epochs = epoch + 1  # the budget is spent: this epoch is the last
+                    break
             model.transform.min_size, model.transform.max_size = (min_size,), max_size
             scores = (
                 evaluate_mask_ap(model, val_set, device, len(categories)) if len(val_set) else None
@@ -398,13 +414,16 @@ def train(
                 best_ap = ap
             epoch += 1
             batch_index = 0
-            if improved or best_ap is None:
+            # A run that is not resumable keeps its final weights, written once.
+            if (improved or best_ap is None) if options.resumable else epoch >= epochs:
                 save_checkpoint(checkpoint(interrupted=False), options.output)
             report("epoch", val_ap=ap, val_ap50=scores["ap50"] if scores else None, best_ap=best_ap)
-            if epoch < options.epochs:
+            if epoch < epochs and options.resumable:
                 save_state(0)
     except KeyboardInterrupt:
         model.transform.min_size, model.transform.max_size = (min_size,), max_size
+        if not options.resumable:
+            return result(True, None)
         if best_ap is None or not options.output.exists():
             save_checkpoint(checkpoint(interrupted=True), options.output)
         return result(True, save_state(batch_index))
@@ -427,6 +446,16 @@ def train(
         )
     resume_path_for(options.output).unlink(missing_ok=True)
     return result(False, None)
+
+
+def _replan(total: int, iteration: int, elapsed: float, budget: float) -> int:
+    """The iterations a time budget allows, planned from the speed after 3 and 20 of them;
+    a run past its budget stops after the current one."""
+    if elapsed >= budget:
+        return iteration
+    if iteration in (3, 20):
+        return max(iteration + 1, round(budget * iteration / elapsed))
+    return total
 
 
 def _count(n: int, noun: str) -> str:
