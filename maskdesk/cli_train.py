@@ -148,7 +148,10 @@ def add_train_parser(subparsers: Any) -> None:
         help="seed of the validation split, batch order and new weights (0)",
     )
     p.add_argument(
-        "--threads", type=_int_at_least(1), default=2, metavar="N", help="CPU threads for torch (2)"
+        "--threads",
+        type=_int_at_least(1),
+        metavar="N",
+        help="CPU threads for torch (2; for a FOLDER, all cores but one, left to the window)",
     )
     p.add_argument(
         "--workers",
@@ -327,7 +330,7 @@ def run_train(args: argparse.Namespace) -> int:
             device=args.device,
             resume=args.resume,
             workers=args.workers,
-            threads=args.threads,
+            threads=args.threads or 2,
             offline=args.offline,
         )
         result = train(options, on_progress=on_progress)

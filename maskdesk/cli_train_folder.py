@@ -192,9 +192,7 @@ def _round(
 ) -> dict[str, Any]:
     """Train, measure both models, and return the new model's card (the model is
     run_dir/model.pt, the held-out predictions run_dir/evaluation.json)."""
-    from maskdesk.inference.training import TrainOptions, TrainProgress, train
-
-    emit(
+    emit(  # before torch is imported: the window shows it within a second or two
         "started",
         run=str(run_dir),
         train_images=len(training.train),
@@ -203,6 +201,8 @@ def _round(
         counts={k: list(v) for k, v in training.counts.items()},
         base=base,
     )
+    from maskdesk.inference.training import TrainOptions, TrainProgress, train
+
     budget = None if args.epochs is not None else (args.budget or DEFAULT_BUDGET_S)
     started = time.monotonic()
 
@@ -229,7 +229,7 @@ def _round(
         device=args.device,
         val_fraction=0.0,
         seed=args.seed or 0,
-        threads=args.threads,
+        threads=args.threads or max(1, (os.cpu_count() or 2) - 1),
         offline=args.offline,
         budget_s=budget,
         resumable=False,

@@ -297,3 +297,15 @@ def test_fine_tuning_a_checkpoint_learns_a_new_class(tmp_path: Path) -> None:
     assert after["ap/4"] >= before["ap/4"] + 0.05
     # The classes the base knew kept their trained rows: circles are found from the start.
     assert before["ap/1"] >= 0.8 and after["ap/1"] >= 0.8
+
+
+def test_a_time_budget_is_planned_from_the_first_iterations() -> None:
+    from maskdesk.inference.training import _replan
+
+    # 3 iterations in 1.5 s: a 60 s budget allows 120; between the planning points the plan
+    # stands; a run past its budget stops after the iteration it is in.
+    assert _replan(60, 3, 1.5, 60.0) == 120
+    assert _replan(120, 10, 5.0, 60.0) == 120
+    assert _replan(120, 20, 12.0, 60.0) == 100
+    assert _replan(120, 57, 60.5, 60.0) == 57
+    assert _replan(10, 3, 30.0, 31.0) == 4  # slower than planned: at least one more
