@@ -163,8 +163,8 @@ def run_folder(args: argparse.Namespace) -> int:
                     set_current_model(project, str(published.path))
     except MaskdeskError as exc:
         message = describe(exc, {"base": "--base", "model": "--base/--current"})
-        if args.json:
-            print(json.dumps({"event": "error", "message": message}), flush=True)
+        if args.json:  # the window's words: no command-line flags in them
+            print(json.dumps({"event": "error", "message": str(exc)}), flush=True)
         print(f"maskdesk: {message}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -52,6 +52,12 @@ SPECS = (
     ),
     ActionSpec("actionCancel", "&Cancel", ("Ctrl+.",), "Stop after the current image"),
     ActionSpec("actionOpenModel", "Open model &file...", ()),
+    ActionSpec(
+        "actionTrainModel",
+        "&Train on reviewed images…",
+        (),
+        "Train a new model on the reviewed images and compare it with the current one",
+    ),
     # Repair tools (tools.py, editing.py). Esc also leaves a tool for Select.
     ActionSpec("actionToolSelect", "&Select", ("S", "Esc"), "Click to select instances"),
     ActionSpec(

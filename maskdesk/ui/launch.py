@@ -66,8 +66,6 @@ def launch(args: Sequence[str]) -> int:
         icon.addFile(str(png))
     QApplication.setWindowIcon(icon)
     window = MainWindow()
-    if options.model:
-        window.choose_model(options.model)
     if options.device:
         window.settings.setValue("device", options.device)
 
@@ -79,4 +77,6 @@ def launch(args: Sequence[str]) -> int:
     window.show()
     app.processEvents()  # the window is on screen before the folder is read
     open_folder(window, folder)
+    if options.model:  # after the folder: it wins over the folder's own model, and stays its
+        window.choose_model(options.model)
     return int(app.exec())

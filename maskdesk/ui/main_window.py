@@ -255,6 +255,7 @@ class MainWindow(QMainWindow):
         self.canvas.set_message(f"No images in {project.folder}" if empty else "")
         self.instance_model.set_instances([], {})
         self.inference.set_project(project)
+        self.runs.folder_opened()  # the folder's own model, when it has one
         self.setWindowTitle(f"maskdesk — {project.folder}")
         self.statusBar().showMessage(project.store_note or f"Project: {project.store_path}")
         remember_recent(self.settings, "recentFolders", str(project.folder))
@@ -584,6 +585,9 @@ class MainWindow(QMainWindow):
         self.opacity_slider.setValue(setting_int(self.settings, "opacity", 50))
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.runs.may_close():  # a training runs, and the person keeps it
+            event.ignore()
+            return
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("splitter", self.splitter.saveState())
         self.settings.setValue("score", self.score_slider.value())

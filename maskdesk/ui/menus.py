@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 from maskdesk.core.errors import MaskdeskError
 from maskdesk.ui.settings import remember_recent, setting_list
@@ -79,6 +79,11 @@ def build_menus(window: MainWindow) -> None:
     menu.addAction(a["actionOpenModel"])
     window.recent_models_menu = menu.addMenu("Recent model files")
     window.recent_models_menu.aboutToShow.connect(lambda: _fill_recent_models(window))
+    menu.addSeparator()
+    menu.addAction(a["actionTrainModel"])
+    folder_menu = menu.addMenu("Models of this &folder")
+    folder_menu.setObjectName("menuFolderModels")
+    folder_menu.aboutToShow.connect(lambda: _fill_folder_models(window, folder_menu))
 
     menu = bar.addMenu("&Help")
     menu.addAction(a["actionShortcuts"])
@@ -113,6 +118,7 @@ def file_actions(window: MainWindow) -> None:
     a["actionExportPicture"].triggered.connect(lambda: export_picture(window))
     a["actionOpenModel"].triggered.connect(lambda: ask_model_file(window))
     a["actionShortcuts"].triggered.connect(lambda: show_shortcuts(window))
+    a["actionTrainModel"].triggered.connect(lambda: open_training(window))
 
 
 def open_folder(window: MainWindow, folder: str | Path) -> None:
@@ -141,6 +147,18 @@ def _fill_recent_models(window: MainWindow) -> None:
     for path in setting_list(window.settings, "recentModels"):
         action = window.recent_models_menu.addAction(path)
         action.triggered.connect(lambda _=False, p=path: window.choose_model(p))
+
+
+def _fill_folder_models(window: MainWindow, menu: QMenu) -> None:
+    from maskdesk.ui.folder_models import fill_menu
+
+    fill_menu(window, menu)
+
+
+def open_training(window: MainWindow) -> None:
+    from maskdesk.ui.folder_models import open_training
+
+    open_training(window)
 
 
 def ask_model_file(window: MainWindow) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from PySide6.QtCore import QObject
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMessageBox
 
 from maskdesk.core.project import Project
+from maskdesk.ui import folder_models
 
 if TYPE_CHECKING:
     from maskdesk.ui.main_window import MainWindow
@@ -45,13 +45,22 @@ class ModelRuns(QObject):
         w.boxMasked.connect(self._box_masked)
 
     def choose(self, name: str) -> None:
-        """Use this model from now on (loaded when first needed); remembered."""
+        """Use this model from now on (loaded when first needed); remembered as the open
+        folder's model, and for other folders unless it is one this folder trained."""
         w = self.window
         w.model_name = name
-        w.settings.setValue("model", name)
-        for action in w.findChildren(QAction):
-            if action.objectName().startswith("actionModel_"):
-                action.setChecked(action.objectName() == f"actionModel_{name}")
+        if not folder_models.remember(w, name):
+            w.settings.setValue("model", name)
+        folder_models.mark_model(w)
+
+    def folder_opened(self) -> None:
+        """Use the folder's own model when it has one (Model ▸ Models of this folder)."""
+        folder_models.use_folder_model(self.window)
+
+    def may_close(self) -> bool:
+        """Whether the window may close: a running training is stopped only when the person
+        says so."""
+        return folder_models.may_close(self.window)
 
     def request(self, task: str, arg: object) -> None:
         """Run `task` ("detect", "prelabel", "box") with the chosen model, loading it first
