@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from maskdesk import __version__
+from maskdesk.cli_merge import add_merge_parser
 from maskdesk.cli_messages import describe
 from maskdesk.cli_predict import add_predict_parser, check_output, score_value
 from maskdesk.core import images as image_io
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from maskdesk.cli_train import add_train_parser
 
+    add_merge_parser(sub)
     add_train_parser(sub)
     return parser
 

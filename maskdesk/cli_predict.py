@@ -13,32 +13,25 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
-
 from maskdesk.cli_messages import float_arg
-from maskdesk.core import images as image_io
-from maskdesk.core.categories import CategoryTable, plan_merge
-from maskdesk.core.coco import CocoImage, export_coco
 from maskdesk.core.errors import MaskdeskError
-from maskdesk.core.exporting import LeftOut, Selection, failed_without_work, left_out_summary
-from maskdesk.core.fileio import atomic_write_bytes
-from maskdesk.core.instances import Instance
-from maskdesk.core.prelabel import ImageResult, PrelabelReport, plan, prelabel
-from maskdesk.core.project import ImageRecord, Project
-from maskdesk.core.render import render_overlay
+from maskdesk.core.exporting import LeftOut, left_out_summary
+from maskdesk.core.prelabel import ImageResult
+from maskdesk.core.project import Project
+from maskdesk.predict_job import PredictJob, RunModel, collect_inputs, parse_shard, take_shard
 from maskdesk.progress import ProgressBar
 
 if TYPE_CHECKING:
-    from maskdesk.inference.predictor import Predictor
+    from maskdesk.inference.models import LoadedModel
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -52,25 +45,6 @@ def check_output(path: Path) -> None:
         raise MaskdeskError(f"Folder {folder} does not exist; create it or choose another -o.")
     if not os.access(folder, os.W_OK):
         raise MaskdeskError(f"Folder {folder} is not writable; choose another -o.")
-
-
-def _collect(inputs: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path]]:
-    """All image paths in order, the folders among the inputs, and the loose files."""
-    paths: list[Path] = []
-    folders: list[Path] = []
-    loose: list[Path] = []
-    for item in inputs:
-        if item.is_dir():
-            folders.append(item)
-            paths += [item / rel for rel in image_io.scan_folder(item)]
-        elif item.exists():
-            paths.append(item)
-            loose.append(item)
-        else:
-            raise MaskdeskError(f"{item} does not exist; give image files or folders.")
-    if not paths:
-        raise MaskdeskError("No images found in " + ", ".join(str(i) for i in inputs) + ".")
-    return paths, folders, loose
 
 
 def folders_model(folders: Sequence[Path]) -> str:
@@ -94,13 +68,6 @@ def folders_model(folders: Sequence[Path]) -> str:
         _say(f"using the folder's model {model} (--model chooses another)")
         return model
     return "coco-v1"
-
-
-def _image_root(inputs: Sequence[Path], paths: Sequence[Path]) -> Path:
-    """The folder that exported file names are relative to."""
-    if len(inputs) == 1 and inputs[0].is_dir():
-        return inputs[0].resolve()
-    return Path(os.path.commonpath([str(p.resolve().parent) for p in paths]))
 
 
 class _Stopper:
@@ -135,154 +102,6 @@ class _Stopper:
             signal.signal(signal.SIGINT, previous)
 
 
-class _Renderer:
-    """Writes overlay pictures under DIR, mirroring the input layout."""
-
-    def __init__(self, folder: Path, root: Path, categories: CategoryTable) -> None:
-        self.folder = folder
-        self.root = root
-        self.categories = categories
-        self.used: set[Path] = set()
-
-    def write(
-        self, path: Path, pixels: np.ndarray, instances: list[Instance], min_score: float
-    ) -> None:
-        rel = Path(path.resolve().relative_to(self.root))
-        target = self.folder / rel.with_suffix(".jpg")
-        if target in self.used:
-            target = self.folder / rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.')}.jpg")
-        self.used.add(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        picture = render_overlay(pixels, instances, self.categories, min_score=min_score)
-        ok, encoded = cv2.imencode(".jpg", picture[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
-        if not ok:
-            raise MaskdeskError(f"Could not encode the overlay picture for {path}.")
-        atomic_write_bytes(target, encoded.tobytes())
-
-
-class _Run:
-    """One predict command: its inputs, projects, results so far, and the JSON of them."""
-
-    def __init__(self, args: argparse.Namespace, predictor: Predictor) -> None:
-        self.args = args
-        self.predictor = predictor
-        self.paths, folders, loose = _collect(args.inputs)
-        self.root = _image_root(args.inputs, self.paths)
-        if args.no_store:
-            folders, loose = [], self.paths
-        self.loose = loose
-        self.projects = {f: Project.open(f) for f in folders}
-        self.reports: dict[Path, PrelabelReport] = {}
-        self.loose_results: dict[Path, ImageResult] = {}
-        self.unreached: set[tuple[Path, int]] = set()
-        self.failures: list[str] = []
-        self.categories = CategoryTable(predictor.categories)
-        self.renderer = _Renderer(args.render, self.root, self.categories) if args.render else None
-
-    def close(self) -> None:
-        for project in self.projects.values():
-            project.close()
-
-    def _run_model(self, paths: Sequence[Path], cancel: object) -> Iterator[ImageResult]:
-        from maskdesk.inference.predictor import predict_files
-
-        return predict_files(self.predictor, paths, cancel=cancel)  # type: ignore[arg-type]
-
-    def execute(self, stopper: _Stopper) -> None:
-        name = self.predictor.model_name
-        skips = {f: PrelabelReport() for f in self.projects}
-        todo = {
-            f: plan(p, name, redo=self.args.redo, report=skips[f]) for f, p in self.projects.items()
-        }
-        for folder, records in todo.items():
-            self.unreached |= {(folder, r.id) for r in records}
-        total = sum(len(r) for r in todo.values()) + len(self.loose)
-        bar = ProgressBar("predicting", total=total, unit="img")
-        try:
-            for folder, project in self.projects.items():
-                if stopper():
-                    break
-
-                def stored(record: ImageRecord, result: ImageResult, folder: Path = folder) -> None:
-                    self.unreached.discard((folder, record.id))
-                    bar.advance(record.path)
-                    self._render(result)
-
-                report = self.reports[folder] = prelabel(
-                    project,
-                    name,
-                    self.predictor.categories,
-                    self._run_model,
-                    redo=self.args.redo,
-                    images=todo[folder],
-                    cancel=stopper,
-                    on_result=stored,
-                )
-                report.skipped_done = skips[folder].skipped_done
-                report.skipped_reviewed = skips[folder].skipped_reviewed
-            for result in self._run_model(self.loose, stopper):
-                self.loose_results[result.path] = result
-                bar.advance(result.path.name)
-                if result.instances is None:
-                    self.failures.append(f"{result.path}: {result.error}")
-                self._render(result)
-        finally:
-            bar.close()
-
-    def _render(self, result: ImageResult) -> None:
-        if self.renderer is not None and result.pixels is not None and result.instances:
-            self.renderer.write(result.path, result.pixels, result.instances, self.args.score)
-
-    def coco_images(self) -> Selection:
-        """The images reached so far, in input order, with what is stored for them; failed
-        ones without a person's work are left out (see core.exporting)."""
-        by_path: dict[Path, CocoImage] = {}
-        left_out: dict[Path, LeftOut] = {}
-        for folder, project in self.projects.items():
-            mapping, added = plan_merge(self.categories, project.categories)
-            for category in added:
-                self.categories.insert(category)
-            for record in project.images():
-                if (folder, record.id) in self.unreached:
-                    continue
-                path = project.absolute_path(record)
-                rel = path.relative_to(self.root).as_posix()
-                stored = project.instances(record.id)
-                out = failed_without_work(record, stored, rel)
-                if out is not None:
-                    left_out[path] = out
-                    continue
-                instances = [i.with_changes(category_id=mapping[i.category_id]) for i in stored]
-                by_path[path] = CocoImage(rel, record.width, record.height, instances)
-        for path, result in self.loose_results.items():
-            rel = path.resolve().relative_to(self.root).as_posix()
-            if result.instances is not None and result.size is not None:
-                width, height = result.size
-                by_path[path.resolve()] = CocoImage(rel, width, height, result.instances)
-            else:
-                reason = str(result.error) or type(result.error).__name__
-                left_out[path.resolve()] = LeftOut(rel, reason)
-        order = {p.resolve(): i for i, p in enumerate(self.paths)}
-
-        def in_order(paths: Iterable[Path]) -> list[Path]:
-            return sorted(paths, key=lambda p: order.get(p, len(order)))
-
-        return Selection(
-            [by_path[p] for p in in_order(by_path)], [left_out[p] for p in in_order(left_out)]
-        )
-
-    def write_json(self) -> tuple[int, int, list[LeftOut]]:
-        selection = self.coco_images()
-        data = export_coco(
-            self.args.output,
-            selection.images,
-            list(self.categories),
-            polygons=self.args.polygons,
-            min_score=self.args.score,
-        )
-        return len(data["images"]), len(data["annotations"]), selection.left_out
-
-
 def _n(count: int, noun: str) -> str:
     """'1 image', '3 images'."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
@@ -292,42 +111,104 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def _local_engine(args: argparse.Namespace, loaded: LoadedModel) -> tuple[RunModel, str]:
+    """Predict here: decode workers ahead of the model, batches on a GPU."""
+    from maskdesk.inference.predictor import Predictor, default_batch, predict_files
+
+    predictor = Predictor(loaded, device=args.device, threads=args.threads)
+    batch = args.batch or default_batch(predictor.device)
+
+    def run_model(paths: Sequence[Path], cancel: Callable[[], bool]) -> Iterable[ImageResult]:
+        return predict_files(predictor, paths, cancel=cancel, batch=batch, decoders=args.decoders)
+
+    return run_model, f"{predictor.device}, batch {batch}"
+
+
+def _ray_engine(args: argparse.Namespace, loaded: LoadedModel) -> tuple[RunModel, str]:
+    from maskdesk.inference.ray_engine import RayEngine
+
+    engine = RayEngine.start(
+        args.model,
+        address=args.address,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+        batch=args.batch,
+        decoders=args.decoders,
+        device=args.device,
+        offline=args.offline,
+    )
+    return engine.run, engine.describe()
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from maskdesk.inference.models import load_model
-    from maskdesk.inference.predictor import Predictor
 
     check_output(args.output)
-    folders = _collect(args.inputs)[1]  # a wrong path is reported before the model loads
+    inputs = collect_inputs(args.inputs)  # a wrong path is reported before the model loads
+    if args.engine == "ray" and args.render is not None:
+        raise MaskdeskError(
+            "--render draws on the machine that predicts; leave it out with "
+            "--engine ray (maskdesk export FOLDER --render draws afterwards)."
+        )
+    part_name = None
+    store = not args.no_store
+    if args.shard is not None:
+        index, count = args.shard
+        inputs = take_shard(inputs, index, count)
+        part_name, store = f"shard-{index}-of-{count}", False
     if args.model is None:
-        args.model = folders_model(folders)
+        args.model = folders_model(inputs.folders)
     download = ProgressBar("downloading weights", unit="MB")
     loaded = load_model(args.model, offline=args.offline, progress=download.bytes_callback)
     download.close()
     if loaded.note:
         _say(loaded.note)
-    predictor = Predictor(loaded, device=args.device)
-    run = _Run(args, predictor)
-    _say(f"model {loaded.name} on {predictor.device}; {_n(len(run.paths), 'image')}")
+    engine = _ray_engine if args.engine == "ray" else _local_engine
+    run_model, where = engine(args, loaded)
+    job = PredictJob(
+        args, inputs, loaded.name, loaded.categories, run_model, store=store, part_name=part_name
+    )
+    del loaded  # the engine holds what it needs
+    _say(f"model {args.model} ({where}); {_n(len(inputs.paths), 'image')}")
     stopper = _Stopper()
     started = time.perf_counter()
     interrupted = False
     try:
+        job.plan()
+        if job.loose_tally.resumed:
+            _say(
+                f"{_n(job.loose_tally.resumed, 'image')} already in {job.parts_dir}: skipped "
+                "(--redo predicts them again)"
+            )
         with stopper.installed():
-            run.execute(stopper)
+            job.execute(stopper)
     except KeyboardInterrupt:
         interrupted = True
     try:
-        n_images, n_annotations, left_out = run.write_json()
+        if part_name is not None:
+            n_images = n_annotations = 0
+            left_out: list[LeftOut] = []
+        else:
+            n_images, n_annotations, left_out = job.write_json()
     finally:
-        run.close()
+        job.close()
     elapsed = time.perf_counter() - started
-    predicted = sum(r.stored + len(r.failed) for r in run.reports.values()) + len(run.loose_results)
-    _say(
-        f"{_n(predicted, 'image')} predicted in {elapsed:.1f} s "
-        f"({predicted / max(elapsed, 1e-9):.2f} images/s); {_n(n_annotations, 'instance')} at "
-        f"score >= {args.score} on {_n(n_images, 'image')} written to {args.output}"
-    )
-    for folder, report in run.reports.items():
+    predicted = sum(r.stored + len(r.failed) for r in job.reports.values())
+    predicted += job.loose_tally.predicted
+    rate = f"{predicted / max(elapsed, 1e-9):.2f} images/s"
+    if part_name is not None:
+        _say(
+            f"{_n(predicted, 'image')} predicted in {elapsed:.1f} s ({rate}); shard written to "
+            f"{job.part_path}. When every shard is done: maskdesk merge {job.parts_dir} -o "
+            f"{args.output}"
+        )
+    else:
+        _say(
+            f"{_n(predicted, 'image')} predicted in {elapsed:.1f} s ({rate}); "
+            f"{_n(n_annotations, 'instance')} at score >= {args.score} on "
+            f"{_n(n_images, 'image')} written to {args.output}"
+        )
+    for folder, report in job.reports.items():
         project = Project.open(folder)
         try:
             stored = _n(report.stored, "image")
@@ -338,24 +219,25 @@ def run_predict(args: argparse.Namespace) -> int:
             project.close()
         if report.skipped_done:
             _say(
-                f"  {_n(report.skipped_done, 'image')} already pre-labeled by {loaded.name}: "
+                f"  {_n(report.skipped_done, 'image')} already pre-labeled by {args.model}: "
                 "skipped (--redo predicts them again)"
             )
         if report.skipped_reviewed:
             _say(f"  {_n(report.skipped_reviewed, 'reviewed image')} left as they are")
-        run.failures += [f"{folder / path}: {reason}" for path, reason in report.failed]
-    for line in run.failures:
+        job.failures += [f"{folder / path}: {reason}" for path, reason in report.failed]
+    for line in job.failures:
         _say(f"failed: {line}")
     if left_out:
         _say(f"{args.output}: {left_out_summary(left_out)}")
     if interrupted or stopper():
-        left = len(run.unreached) + len(run.loose) - len(run.loose_results)
         _say(
-            f"maskdesk: interrupted; {_n(left, 'image')} not predicted. What was done is "
-            "stored; run the same command again to continue."
+            f"maskdesk: interrupted; {_n(job.unfinished(), 'image')} not predicted. What was "
+            "done is stored; run the same command again to continue."
         )
         return EXIT_INTERRUPTED
-    return EXIT_SOME_FAILED if run.failures else EXIT_OK
+    if part_name is None and not args.keep_parts:
+        shutil.rmtree(job.parts_dir, ignore_errors=True)  # all of it is in the JSON now
+    return EXIT_SOME_FAILED if job.failures else EXIT_OK
 
 
 def add_predict_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -394,6 +276,59 @@ def add_predict_parser(sub: argparse._SubParsersAction, common: argparse.Argumen
     p.add_argument(
         "--no-store", action="store_true", help="do not save predictions in folder projects"
     )
+    p.add_argument(
+        "--batch",
+        type=_positive_int,
+        metavar="N",
+        help="images per forward pass (default: 1 on a CPU, more on a GPU)",
+    )
+    p.add_argument(
+        "--decoders",
+        type=_positive_int,
+        default=2,
+        metavar="N",
+        help="images decoded at once, ahead of the model (2)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="CPU threads for the model (default: every core this process may use)",
+    )
+    p.add_argument(
+        "--shard",
+        type=parse_shard,
+        metavar="I/N",
+        help="only every N-th image of the sorted input, from the I-th (0..N-1), for array "
+        "jobs; writes OUT.json.parts/shard-I-of-N.jsonl only (join them with maskdesk merge)",
+    )
+    p.add_argument(
+        "--keep-parts",
+        action="store_true",
+        help="keep OUT.json.parts after a finished run (removed by default once merged)",
+    )
+    ray = p.add_argument_group("the Ray engine (pip install 'maskdesk[ray]')")
+    ray.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local (default): this process; ray: Ray actors here or on a cluster",
+    )
+    ray.add_argument(
+        "--address",
+        metavar="auto|ray://HOST:PORT",
+        help="the Ray cluster to join (default: a local Ray started for this run)",
+    )
+    ray.add_argument(
+        "--workers", type=_positive_int, default=2, metavar="N", help="model actors (2)"
+    )
+    ray.add_argument(
+        "--gpus-per-worker",
+        type=float_arg(lambda v: v >= 0, "is below 0"),
+        default=0.0,
+        metavar="F",
+        help="GPUs per model actor (0: CPU; 0.5: two actors share a GPU)",
+    )
     p.set_defaults(func=run_predict, flags=PREDICT_FLAGS)
 
 
@@ -403,6 +338,16 @@ PREDICT_FLAGS = {
     "max_pixels": "--max-pixels",
     "offline": "--offline",
 }
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is below 1")
+    return value
 
 
 # A score given on the command line: a number within 0..1.

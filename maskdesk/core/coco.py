@@ -122,7 +122,7 @@ def _outline_polygons(mask: CropMask) -> list[list[float]] | None:
     return [(p + (mask.x, mask.y)).ravel().tolist() for p in corners]
 
 
-def _annotation(
+def annotation(
     ann_id: int,
     image_id: int,
     inst: Instance,
@@ -131,6 +131,7 @@ def _annotation(
     width: int,
     polygons: bool,
 ) -> dict[str, Any]:
+    """The COCO annotation of `inst`, whose mask is `mask` (clipped to the image, tight)."""
     segmentation: Any = None
     if inst.crowd:
         segmentation = {"size": [height, width], "counts": mask.rle_counts(width, height)}
@@ -192,7 +193,7 @@ def build_coco(
                     "which is not among the exported categories; add the category or "
                     "change the instance's class."
                 )
-            ann = _annotation(len(annotations) + 1, image_id, inst, mask, height, width, polygons)
+            ann = annotation(len(annotations) + 1, image_id, inst, mask, height, width, polygons)
             annotations.append(ann)
     return {
         "info": {

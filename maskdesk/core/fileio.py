@@ -2,6 +2,7 @@
 
 The data goes to a temporary file in the target's folder (same file system, so the final
 rename is atomic), is flushed and fsynced, and then replaces the target with `os.replace`.
+`atomic_writer` does the same for a file written in pieces.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import contextlib
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from maskdesk.core.errors import MaskdeskError
 
@@ -19,8 +22,9 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or exc.__class__.__name__
 
 
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename itself durable on POSIX; folders cannot be opened this way on Windows.
+def fsync_folder(folder: Path) -> None:
+    """Make a new or renamed entry of `folder` durable (POSIX; a no-op elsewhere)."""
+    # Folders cannot be opened this way on Windows.
     if os.name != "posix":
         return
     try:
@@ -35,8 +39,15 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    """Write `data` to `path` atomically; raise MaskdeskError (old file intact) on failure."""
+@contextlib.contextmanager
+def atomic_writer(path: Path | str) -> Iterator[BinaryIO]:
+    """A binary file, written piece by piece, that replaces `path` when the block ends.
+
+    An exception in the block, or a failed write, leaves the target as it was and removes the
+    temporary file; a failed write (OSError) is raised as MaskdeskError. Reading other files
+    inside the block should turn its own OSErrors into messages: they would be worded as
+    failures to write `path`.
+    """
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
@@ -58,7 +69,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         ) from exc
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         with contextlib.suppress(OSError):
@@ -74,7 +85,13 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
                 "free some disk space or choose another output location."
             ) from exc
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    """Write `data` to `path` atomically; raise MaskdeskError (old file intact) on failure."""
+    with atomic_writer(path) as f:
+        f.write(data)
 
 
 def atomic_write_text(path: Path | str, text: str, encoding: str = "utf-8") -> None:

@@ -30,11 +30,14 @@ class ImageResult:
     error: Exception | None
     seconds: float
     pixels: np.ndarray | None = None  # the decoded upright image, for callers that draw it
+    frame: tuple[int, int] | None = None  # (width, height), from engines that keep the pixels
 
     @property
     def size(self) -> tuple[int, int] | None:
         """(width, height) of the upright image, when it was decoded."""
-        return None if self.pixels is None else (self.pixels.shape[1], self.pixels.shape[0])
+        if self.pixels is None:
+            return self.frame
+        return (self.pixels.shape[1], self.pixels.shape[0])
 
 
 # paths, cancel() -> one ImageResult per path, in order (fewer when cancelled)
