@@ -1,6 +1,6 @@
 """The learning loop, measured: review, train, adopt, pre-label again; on CPU, without the window.
 
-    python benchmarks/learning_loop.py [--images 100 --rounds 3 --per-round 20 --budget 120
+    python benchmarks/learning_loop.py [--images 100 --rounds 3 --per-round 20 --budget 180
                                         --threads 1 --seed 7 --keep]
 
 Starts from the fixture model tests/fixtures/shapes-tiny.pt (a tiny Mask R-CNN that knows
@@ -262,7 +262,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="training rounds (3)")
     parser.add_argument("--per-round", type=int, default=20, help="images reviewed a round (20)")
     parser.add_argument(
-        "--budget", type=float, default=120.0, help="training seconds a round (120)"
+        "--budget", type=float, default=180.0, help="training seconds a round (180)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training (1)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the shapes folder (7)")
