@@ -19,6 +19,7 @@ from maskdesk.cli_messages import describe
 from maskdesk.cli_predict import add_predict_parser, check_output, score_value
 from maskdesk.core import images as image_io
 from maskdesk.core.coco_read import parse_coco
+from maskdesk.core.coco_results import build_results, read_ground_truth, write_results
 from maskdesk.core.errors import MaskdeskError
 from maskdesk.core.exporting import Scope, export_project, left_out_summary
 from maskdesk.core.importing import import_coco
@@ -67,7 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=Scope.ALL.value,
         help="all (default), reviewed (images marked reviewed) or accepted (instances)",
     )
-    p.set_defaults(func=run_export)
+    p.add_argument(
+        "--results",
+        action="store_true",
+        help="write a COCO results list (for pycocotools' loadRes and COCOeval) instead of a "
+        "dataset: one entry per instance export writes, with compressed RLE, bbox and score; "
+        "instances drawn by a person get score 1.0, crowd regions are left out. Without "
+        "--image-ids-from the ids are export's own: pair the list with this folder's export",
+    )
+    p.add_argument(
+        "--image-ids-from",
+        type=Path,
+        metavar="GT.json",
+        help="with --results: ids from this COCO dataset, images matched by file_name (as "
+        "import does) and classes by name; what it lacks is left out and reported (exit 1)",
+    )
+    p.set_defaults(func=run_export, flags={**COMMON_FLAGS, "image_ids_from": "--image-ids-from"})
 
     p = sub.add_parser(
         "info", parents=[common], help="images, statuses and instance counts of a folder"
@@ -130,6 +146,8 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    if args.results or args.image_ids_from is not None:
+        return run_results(args)
     check_output(args.output)
     with Project.open(args.folder) as project:
         exported = export_project(
@@ -154,6 +172,25 @@ def run_export(args: argparse.Namespace) -> int:
         print(left_out_summary(exported.left_out), file=sys.stderr)
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def run_results(args: argparse.Namespace) -> int:
+    if not args.results:
+        raise MaskdeskError("--image-ids-from goes with --results; add --results.")
+    if args.polygons:
+        raise MaskdeskError("A results list holds RLE masks only; leave out --polygons.")
+    check_output(args.output)
+    gt_path = args.image_ids_from
+    if gt_path is not None and gt_path.resolve() == args.output.resolve():
+        raise MaskdeskError(f"{args.output} is the ground truth; write the results elsewhere (-o).")
+    gt = None if gt_path is None else read_ground_truth(gt_path)
+    with Project.open(args.folder) as project:
+        report = build_results(
+            project, min_score=args.score, scope=Scope(args.only), ground_truth=gt
+        )
+    write_results(report.entries, args.output)
+    print(report.summary(args.output), file=sys.stderr)
+    return EXIT_SOME_FAILED if report.left_out else EXIT_OK
 
 
 def run_info(args: argparse.Namespace) -> int:

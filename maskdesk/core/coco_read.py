@@ -10,6 +10,13 @@ export ({"review": ..., "origin": ...}) restores what a person decided; without 
 annotation with a `score` is a prediction awaiting review, one without is a human label,
 imported as accepted.
 
+What other tools write is read as far as it means something: a class numbered 0 (Label
+Studio's converter counts from 0) is imported under a free id and keeps its name; numbers
+written as strings (Roboflow's `"9"`) are read as numbers; a box that cannot be read is ignored
+when the mask is fine (the instance's box is then the mask's). Box-only annotations (CVAT
+rectangles, detection sets) have no mask to import: they are counted and kept in
+`ParsedCoco.box_only` for whoever can make masks of them.
+
 What is skipped or mended is counted, never silent: `CocoFile.skipped` (annotations left out,
 by reason) and `CocoFile.notes` (what was mended or ignored, by kind).
 """
@@ -19,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +42,14 @@ from maskdesk.core.masks import CropMask, decode_rle_string
 
 ODD_POLYGON = "polygons with an odd number of coordinates (last value ignored, as pycocotools does)"
 CLIPPED_POLYGON = "polygons reaching far outside their image (clipped to it)"
+BOX_IGNORED = "bbox not [x, y, width, height]; box ignored, taken from the mask"
+BOX_ONLY = "box only, no mask"
+EMPTY_MASK = "empty mask"
+NO_SEGMENTATION = "no segmentation"
+NOT_A_CLASS = "category that is not a valid class"
+UNKNOWN_CATEGORY = "unknown category"
+
+Box = tuple[float, float, float, float]
 
 
 @dataclass
@@ -48,6 +63,55 @@ class RawAnnotation:
     score: object
     crowd: bool
     decided: object = None  # our export's "maskdesk" field, if any
+
+
+@dataclass(frozen=True)
+class BoxOnly:
+    """An annotation with a box and no mask: nothing to import until a model draws its mask."""
+
+    image: CocoImage
+    category_id: int
+    box: Box  # x0, y0, x1, y1
+    score: float | None = None
+
+
+@dataclass
+class ParsedCoco(CocoFile):
+    """A CocoFile as `parse_coco` read it, with what the reader renumbered or could not use."""
+
+    box_only: list[BoxOnly] = field(default_factory=list)
+    # id given here -> (the id the file gives, the name), for classes numbered below 1
+    renumbered: dict[int, tuple[object, str]] = field(default_factory=dict)
+
+
+def renumber_note(file_id: object, name: str, new_id: int) -> str:
+    return f"category {file_id!r} {name!r} imported as id {new_id} (class ids start at 1 here)"
+
+
+def _number(value: object) -> float | None:
+    """A finite number, also when written as a string ("9"); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _whole(value: object) -> object:
+    """A category or image id as the number it means ("3" -> 3, 3.0 -> 3); else unchanged."""
+    number = _number(value)
+    if number is not None and number.is_integer() and not isinstance(value, int):
+        return int(number)
+    return value
 
 
 def _count(counter: dict[str, int], key: str, n: int = 1) -> None:
@@ -73,12 +137,42 @@ def _load_json(path: Path) -> dict:
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise CocoError(f"{path} is not valid JSON ({exc}); choose a COCO .json file.") from exc
+    if isinstance(data, list):
+        raise CocoError(_list_message(path, data))
     if not isinstance(data, dict):
         raise _fail(path, "it is not a COCO dataset (a JSON object with images and annotations)")
     missing = [key for key in ("images", "annotations") if not isinstance(data.get(key), list)]
     if missing:
         raise _fail(path, f"it has no {' or '.join(repr(k) for k in missing)} list")
     return data
+
+
+def _list_message(path: Path, data: list) -> str:
+    """What a top-level JSON list is, and what to import instead."""
+    dataset = "a JSON object with images, annotations and categories"
+    if not data:
+        return (
+            f"{path} is an empty JSON list, not a COCO dataset ({dataset}); "
+            "choose the dataset file."
+        )
+    if not all(isinstance(e, dict) and "image_id" in e and "category_id" in e for e in data):
+        return (
+            f"Cannot import {path}: it is a JSON list, not a COCO dataset ({dataset}); "
+            "choose the dataset file or export it again."
+        )
+    fields = ["image_id", "category_id"]
+    if all("score" in e for e in data):
+        fields.append("score")
+    shapes = [k for k in ("segmentation", "bbox") if any(k in e for e in data)]
+    carrying = f", carrying {' and '.join(shapes)}" if shapes else ""
+    return (
+        f"{path} is a COCO results list (predictions for COCOeval's loadRes: {len(data)} "
+        f"entries with {', '.join(fields[:-1])} and {fields[-1]}{carrying}), not a dataset: "
+        "it names no image files, image sizes or classes, so maskdesk cannot place it on its "
+        "own. Import the dataset file it was made for; to review these predictions, put this "
+        'list as the "annotations" of a copy of that dataset file (same image ids) and import '
+        "the copy."
+    )
 
 
 def _read_images(path: Path, entries: list) -> dict[Any, CocoImage]:
@@ -108,27 +202,104 @@ def _read_images(path: Path, entries: list) -> dict[Any, CocoImage]:
     return images
 
 
-def _read_categories(path: Path, entries: object) -> tuple[list[Category], dict[object, str]]:
-    """The valid categories, and the entries that are not (id -> why), e.g. labelme2coco's
-    and Roboflow's `_background_` with id 0."""
-    categories: list[Category] = []
-    invalid: dict[object, str] = {}
+def _is_placeholder(name: str) -> bool:
+    return name.strip().strip("_").lower() == "background"
+
+
+@dataclass
+class _Categories:
+    valid: list[Category]
+    invalid: dict[object, str]  # file id -> why, for ids and names that cannot be a class
+    low: dict[object, Category]  # file id below 1 -> the class with a provisional id of 1
+
+
+def _read_categories(path: Path, entries: object) -> _Categories:
+    """The valid categories; those numbered below 1 (Label Studio counts from 0; labelme2coco
+    and Roboflow add `_background_` with id 0); and the entries that cannot be a class."""
+    read = _Categories([], {}, {})
     for entry in entries if isinstance(entries, list) else []:
         if not isinstance(entry, dict) or "id" not in entry or "name" not in entry:
             raise _fail(path, f"category {entry!r} needs an id and a name")
+        file_id: Any = _whole(entry["id"])
+        name, supercategory = str(entry["name"]), str(entry.get("supercategory", ""))
         try:
-            categories.append(
-                Category(int(entry["id"]), str(entry["name"]), str(entry.get("supercategory", "")))
-            )
+            read.valid.append(Category(int(file_id), name, supercategory))
+            continue
         except (TypeError, ValueError, OverflowError) as exc:
-            invalid[entry["id"]] = f"category {entry['id']!r} {entry['name']!r} ({exc})"
-    ids = [c.id for c in categories]
+            why = f"category {entry['id']!r} {entry['name']!r} ({exc})"
+        if isinstance(file_id, int) and file_id < 1:
+            if file_id in read.low:
+                raise _fail(path, "two categories share an id")
+            with contextlib.suppress(ValueError):
+                read.low[file_id] = Category(1, name, supercategory)
+                continue
+        if not isinstance(file_id, int | str):
+            file_id = repr(file_id)  # an id no annotation can name
+        read.invalid[file_id] = why
+    ids = [c.id for c in read.valid] + [k for k in read.low if isinstance(k, int)]
     if len(set(ids)) != len(ids):
         raise _fail(path, "two categories share an id")
-    return categories, invalid
+    return read
 
 
-def parse_coco(path: Path | str) -> CocoFile:
+def _renumber(read: _Categories, used: set[int | str], coco: ParsedCoco) -> dict[object, int]:
+    """Give the classes numbered below 1 a free id (or their namesake's), in the file's order.
+
+    An unused placeholder (labelme2coco's `_background_`, or Roboflow's dataset name, which
+    is the other classes' supercategory) is skipped with a note; a used one is imported like
+    any class, since a person drew those masks.
+    """
+    supers = {c.supercategory for c in coco.categories} - {""}
+    by_name = {c.name: c.id for c in coco.categories}
+    next_id = max((c.id for c in coco.categories), default=0) + 1
+    new_ids: dict[object, int] = {}
+    for file_id, category in read.low.items():
+        if file_id not in used and (_is_placeholder(category.name) or category.name in supers):
+            why = f"category {file_id!r} {category.name!r} (category id must be >= 1)"
+            if category.name in supers:
+                why = f"category {file_id!r} {category.name!r} (the other classes' supercategory)"
+            _count(coco.notes, f"{why}: not a class, and no annotation uses it; skipped")
+            continue
+        new_id = by_name.get(category.name)
+        if new_id is None:
+            new_id, next_id = next_id, next_id + 1
+            coco.categories.append(Category(new_id, category.name, category.supercategory))
+            by_name[category.name] = new_id
+        coco.renumbered[new_id] = (file_id, category.name)
+        _count(coco.notes, renumber_note(file_id, category.name, new_id))
+        new_ids[file_id] = new_id
+    return new_ids
+
+
+def _find_image(images: dict[Any, CocoImage], image_id: object) -> CocoImage | None:
+    """The image an annotation names, also when one side writes the id as a string."""
+    if not isinstance(image_id, int | str) or isinstance(image_id, bool):
+        return None
+    found = images.get(image_id)
+    if found is None and isinstance(image_id, str):
+        found = images.get(_whole(image_id))
+    if found is None and isinstance(image_id, int):
+        found = images.get(str(image_id))
+    return found
+
+
+def _no_mask(segmentation: object) -> bool:
+    """No segmentation at all, or an empty one (`[]`, `[[]]`): CVAT's rectangles."""
+    return segmentation is None or (
+        isinstance(segmentation, list) and all(p == [] for p in segmentation)
+    )
+
+
+def _score(path: Path, ann_id: object, score: object) -> float | None:
+    if score is None:
+        return None
+    number = _number(score)
+    if number is None or not 0 <= number <= 1:
+        raise _fail(path, f"annotation {ann_id}: its score {score!r} is not between 0 and 1")
+    return score if isinstance(score, int | float) else number
+
+
+def parse_coco(path: Path | str) -> ParsedCoco:
     """Read a COCO dataset or prediction file's structure; masks are decoded later.
 
     Each CocoImage carries its annotations in `raw`. Raises CocoError naming the first
@@ -137,54 +308,60 @@ def parse_coco(path: Path | str) -> CocoFile:
     path = Path(path)
     data = _load_json(path)
     images = _read_images(path, data["images"])
-    categories, invalid = _read_categories(path, data.get("categories"))
-    known = {c.id for c in categories}
-    skipped: dict[str, int] = {}
-    notes: dict[str, int] = {}
-    used_invalid: set[object] = set()
+    read = _read_categories(path, data.get("categories"))
+    coco = ParsedCoco(list(images.values()), list(read.valid))
+    used = {
+        cid
+        for a in data["annotations"]
+        if isinstance(a, dict) and isinstance(cid := _whole(a.get("category_id")), int | str)
+    }
+    new_ids = _renumber(read, used, coco)
+    known = {c.id for c in coco.categories}
     for index, ann in enumerate(data["annotations"]):
         ann_id = ann.get("id", f"#{index + 1}") if isinstance(ann, dict) else f"#{index + 1}"
         if not isinstance(ann, dict):
             raise _fail(path, f"annotation {ann_id} is not a JSON object")
-        image_id = ann.get("image_id")
-        image = images.get(image_id) if isinstance(image_id, int | str) else None
+        image = _find_image(images, ann.get("image_id"))
         if image is None:
             raise _fail(
                 path,
                 f"annotation {ann_id} refers to image id {ann.get('image_id')!r}, "
                 "which is not in the images list",
             )
-        category_id = ann.get("category_id")
-        if category_id in invalid:
-            used_invalid.add(category_id)
-            _count(skipped, "category that is not a valid class")
-            continue
-        if ann.get("segmentation") is None:
-            _count(skipped, "no segmentation")
+        category_id = _whole(ann.get("category_id"))
+        if isinstance(category_id, int | str) and category_id in new_ids:
+            category_id = new_ids[category_id]
+        elif isinstance(category_id, int | str) and category_id in read.invalid:
+            _count(coco.skipped, NOT_A_CLASS)
             continue
         if not isinstance(category_id, int) or category_id not in known:
-            _count(skipped, "unknown category")
+            _count(coco.skipped, UNKNOWN_CATEGORY)
             continue
-        score = ann.get("score")
-        if score is not None and not (
-            isinstance(score, int | float) and not isinstance(score, bool) and 0 <= score <= 1
-        ):
-            raise _fail(path, f"annotation {ann_id}: its score {score!r} is not between 0 and 1")
+        score = _score(path, ann_id, ann.get("score"))
+        segmentation = ann.get("segmentation")
+        if _no_mask(segmentation):
+            box = _parse_box(ann.get("bbox"))
+            if box is not None and box[2] > box[0] and box[3] > box[1]:
+                coco.box_only.append(BoxOnly(image, category_id, box, score))
+                _count(coco.skipped, BOX_ONLY)
+            else:
+                _count(coco.skipped, NO_SEGMENTATION)
+            continue
         image.raw.append(
             RawAnnotation(
                 ann_id,
                 category_id,
-                ann["segmentation"],
+                segmentation,
                 ann.get("bbox"),
                 score,
                 bool(ann.get("iscrowd")),
                 ann.get("maskdesk"),
             )
         )
-    for cid, why in invalid.items():
-        if cid not in used_invalid:
-            _count(notes, f"{why}: not a class, and no annotation uses it; skipped")
-    return CocoFile(list(images.values()), categories, skipped, notes)
+    for file_id, why in read.invalid.items():
+        if file_id not in used:
+            _count(coco.notes, f"{why}: not a class, and no annotation uses it; skipped")
+    return coco
 
 
 # -- decoding one image's masks -----------------------------------------------------------
@@ -300,18 +477,17 @@ def _mask(seg: object, width: int, height: int, notes: dict[str, int]) -> CropMa
     raise ValueError("its segmentation is neither RLE nor a list of polygons")
 
 
-def _read_box(value: object) -> tuple[float, float, float, float] | None:
-    if value is None:
+def _parse_box(value: object) -> Box | None:
+    """A COCO bbox [x, y, width, height] (numbers, or numbers written as strings) as corners;
+    None when there is none or it cannot be one."""
+    if not isinstance(value, list) or len(value) != 4:
         return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 4
-        or not all(isinstance(v, int | float) and math.isfinite(v) for v in value)
-        or value[2] < 0
-        or value[3] < 0
-    ):
-        raise ValueError(f"its bbox {value!r} is not [x, y, width, height]")
-    x, y, w, h = (float(v) for v in value)
+    numbers = [_number(v) for v in value]
+    if any(v is None for v in numbers):
+        return None
+    x, y, w, h = (float(v) for v in numbers if v is not None)
+    if w < 0 or h < 0:
+        return None
     return (x, y, x + w, y + h)
 
 
@@ -348,15 +524,18 @@ def decode_instances(path: Path, image: CocoImage, coco: CocoFile) -> list[Insta
         try:
             mask = _mask(raw.segmentation, image.width, image.height, coco.notes)
             if mask.is_empty():
-                _count(coco.skipped, "empty mask")
+                _count(coco.skipped, EMPTY_MASK)
                 continue
             origin, review = _decided(raw)
+            box = _parse_box(raw.bbox)
+            if box is None and raw.bbox is not None:
+                _count(coco.notes, BOX_IGNORED)
             instances.append(
                 Instance(
                     category_id=raw.category_id,
                     mask=mask,
                     score=raw.score,
-                    box=_read_box(raw.bbox),
+                    box=box,
                     origin=origin,
                     review=review,
                     crowd=raw.crowd,
@@ -367,7 +546,7 @@ def decode_instances(path: Path, image: CocoImage, coco: CocoFile) -> list[Insta
     return instances
 
 
-def read_coco(path: Path | str, *, max_pixels: int | None = None) -> CocoFile:
+def read_coco(path: Path | str, *, max_pixels: int | None = None) -> ParsedCoco:
     """Read a COCO file with every image's instances decoded (for training, tests, tools).
 
     Claimed image sizes over the pixel limit are refused before any mask is decoded.

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from maskdesk.core.categories import plan_merge
 from maskdesk.core.coco import CocoFile, CocoImage, safe_relative
-from maskdesk.core.coco_read import decode_instances
+from maskdesk.core.coco_read import ParsedCoco, decode_instances, renumber_note
 from maskdesk.core.errors import CocoError
 from maskdesk.core.matching import ExactIndex
 
@@ -84,7 +84,7 @@ class ImportReport:
         return "\n".join(lines)
 
 
-def _match(
+def match_images(
     records: list[ImageRecord], images: list[CocoImage], report: ImportReport
 ) -> list[tuple[CocoImage, ImageRecord]]:
     """Each file image with the project image it means; the rest go to the report."""
@@ -137,7 +137,7 @@ def import_coco(project: Project, coco: CocoFile, source: Path | str = "") -> Im
 
     source = Path(source)
     report = ImportReport()
-    pairs = _match(project.images(), coco.images, report)
+    pairs = match_images(project.images(), coco.images, report)
     with project.batch():
         mapping, added = plan_merge(project.categories, coco.categories)
         if added:
@@ -171,4 +171,16 @@ def import_coco(project: Project, coco: CocoFile, source: Path | str = "") -> Im
                 project.set_status(record.id, ImageStatus.PRELABELED)
     report.skipped = dict(coco.skipped)
     report.notes = dict(coco.notes)
+    if isinstance(coco, ParsedCoco):
+        _renumbered_in_project(report.notes, coco, mapping)
     return report
+
+
+def _renumbered_in_project(
+    notes: dict[str, int], coco: ParsedCoco, mapping: dict[int, int]
+) -> None:
+    """A class the file numbers below 1 is named with the id it has in the project."""
+    for file_level, (file_id, name) in coco.renumbered.items():
+        stored = mapping.get(file_level, file_level)
+        if stored != file_level and notes.pop(renumber_note(file_id, name, file_level), 0):
+            notes[renumber_note(file_id, name, stored)] = 1

@@ -376,7 +376,7 @@ def test_import_reads_uncompressed_rle_and_polygons_and_counts_skips(tmp_path: P
     assert read.skipped == {
         "empty mask": 1,
         "unknown category": 1,
-        "no segmentation": 1,
+        "box only, no mask": 1,
     }
     image = read.images[0]
     assert image.file_name == "x/y.png"

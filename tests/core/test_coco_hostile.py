@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from maskdesk.core.coco_read import CLIPPED_POLYGON, ODD_POLYGON, parse_coco, read_coco
+from maskdesk.core.coco_read import (
+    CLIPPED_POLYGON,
+    ODD_POLYGON,
+    parse_coco,
+    read_coco,
+    renumber_note,
+)
 from maskdesk.core.errors import CocoError
 
 
@@ -121,9 +127,16 @@ def test_an_unused_background_category_is_skipped_with_a_note(tmp_path: Path) ->
     assert len(read.images[0].instances) == 1
     (note,) = read.notes
     assert "_background_" in note and "skipped" in note
-    # When an annotation does use it, that annotation is skipped and counted, not the file.
+    # When an annotation does use it, a person drew that mask: the class comes in, renumbered.
     data = json.loads((tmp_path / "in.json").read_text())
     data["annotations"].append({"id": 9, "image_id": 1, "category_id": 0, "segmentation": [square]})
+    (tmp_path / "in.json").write_text(json.dumps(data))
+    read = read_coco(tmp_path / "in.json")
+    assert [(c.id, c.name) for c in read.categories] == [(1, "cat"), (2, "_background_")]
+    assert [i.category_id for i in read.images[0].instances] == [1, 2]
+    assert list(read.notes) == [renumber_note(0, "_background_", 2)]
+    # A name that cannot be a class at all: its annotations are skipped and counted.
+    data["categories"][0]["name"] = "N/A"
     (tmp_path / "in.json").write_text(json.dumps(data))
     read = read_coco(tmp_path / "in.json")
     assert len(read.images[0].instances) == 1
