@@ -25,6 +25,8 @@ SPECS = (
     ActionSpec("actionExportCoco", "&Export COCO...", ("Ctrl+E",), "Write the folder as COCO JSON"),
     ActionSpec("actionImportCoco", "&Import COCO...", ("Ctrl+I",), "Bring in a COCO file"),
     ActionSpec("actionExportPicture", "Export &picture...", (), "Save the picture with its masks"),
+    # Every edit is stored at once; Ctrl+S only says so, and where (a habit of other tools).
+    ActionSpec("actionSave", "&Save", ("Ctrl+S",), "Every edit is saved as it is made"),
     ActionSpec("actionQuit", "&Quit", ("Ctrl+Q",)),
     ActionSpec("actionUndo", "&Undo", ("Ctrl+Z",)),
     ActionSpec("actionRedo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y")),
@@ -36,11 +38,14 @@ SPECS = (
     ActionSpec("actionAcceptAll", "Accept all &shown", ("Shift+A",)),
     # Not Space: Space+drag pans the canvas.
     ActionSpec("actionMarkReviewed", "&Mark reviewed and go on", ("Ctrl+Return", "M")),
-    ActionSpec("actionNextImage", "&Next image", ("PgDown", "N")),
-    ActionSpec("actionPreviousImage", "&Previous image", ("PgUp", "P")),
+    # D and Shift+D as in labelme and X-AnyLabeling (their A, previous image, accepts here).
+    ActionSpec("actionNextImage", "&Next image", ("PgDown", "N", "D")),
+    ActionSpec("actionPreviousImage", "&Previous image", ("PgUp", "P", "Shift+D")),
     ActionSpec("actionNextUnreviewed", "Next &unreviewed image", ("U",)),
     ActionSpec("actionFit", "&Fit to window", ("F",)),
     ActionSpec("actionActualSize", "&1:1", ("1",)),
+    ActionSpec("actionZoomIn", "Zoom &in", ("Ctrl++", "Ctrl+=")),
+    ActionSpec("actionZoomOut", "Zoom &out", ("Ctrl+-",)),
     # Listed in the shortcuts dialog; the window handles the key itself (press and release).
     ActionSpec("actionHideMasks", "&Hide masks while held", ("H",)),
     ActionSpec("actionDetect", "&Detect", ("Ctrl+D",), "Run the model on this image"),
@@ -80,7 +85,8 @@ SPECS = (
     ActionSpec("actionMergeInstances", "&Merge selected", ("Shift+M",)),
     ActionSpec("actionFillHoles", "&Fill holes", ("Shift+F",)),
     ActionSpec("actionRemoveSpecks", "Remove spec&ks", ("Shift+K",), "Drop parts below the size"),
-    ActionSpec("actionShortcuts", "&Keyboard shortcuts", ("F1",)),
+    ActionSpec("actionShortcuts", "&Keyboard shortcuts and mouse", ("F1",)),
+    ActionSpec("actionAbout", "&About maskdesk", ()),
 )
 
 

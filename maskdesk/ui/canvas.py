@@ -448,9 +448,10 @@ class Canvas(QWidget):
         selected = set(self._selection)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         for i in shown:
-            key, entry = self._keys[i], self._entry(i)
+            key, entry, inst = self._keys[i], self._entry(i), self._instances[i]
             color = QColor(*self._colors[i])
             is_selected, is_hover = key in selected, key == self._hover
+            dashed = not inst.decided  # to review: dashed; a person's decision: solid
             if self._show_outlines or is_selected or is_hover:
                 path = entry.path()
                 if is_selected:
@@ -459,13 +460,12 @@ class Canvas(QWidget):
                     painter.setPen(cosmetic_pen(QColor(255, 255, 255), 4.0))
                     painter.drawPath(path)
                 width = 3.0 if is_hover else 2.0 if is_selected else 1.0
-                painter.setPen(cosmetic_pen(color, width))
+                painter.setPen(cosmetic_pen(color, width, dashed))
                 painter.drawPath(path)
             if self._show_boxes or is_selected:
-                box = self._instances[i].box
-                assert box is not None
-                x0, y0, x1, y1 = box
-                painter.setPen(cosmetic_pen(color, 2.0 if is_selected else 1.0))
+                assert inst.box is not None
+                x0, y0, x1, y1 = inst.box
+                painter.setPen(cosmetic_pen(color, 2.0 if is_selected else 1.0, dashed))
                 painter.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 

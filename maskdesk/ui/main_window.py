@@ -54,6 +54,7 @@ from maskdesk.ui.commands import (
 from maskdesk.ui.dialogs import confirm
 from maskdesk.ui.editing import Editor
 from maskdesk.ui.filter_bar import FilterBar
+from maskdesk.ui.help_menu import finished_line, image_note
 from maskdesk.ui.image_list_model import (
     ImageFilterProxyModel,
     ImageIdRole,
@@ -204,8 +205,6 @@ class MainWindow(QMainWindow):
         a["actionNextImage"].triggered.connect(lambda: self.step_image(1))
         a["actionPreviousImage"].triggered.connect(lambda: self.step_image(-1))
         a["actionNextUnreviewed"].triggered.connect(self.next_unreviewed)
-        a["actionFit"].triggered.connect(self.canvas.fit)
-        a["actionActualSize"].triggered.connect(self.canvas.actual_size)
         a["actionDetect"].triggered.connect(self.detect)
         a["actionPrelabelFolder"].triggered.connect(self.prelabel_folder)
         a["actionCancel"].triggered.connect(self.runs.cancel)
@@ -327,16 +326,16 @@ class MainWindow(QMainWindow):
             changed = True
         if changed:
             self.select_ids([i for i in selected if any(x.id == i for x in instances)])
-        record = self.project.image(self.image_id)
-        shown = sum(1 for i in instances if i.exported(self.min_score))
-        note = (
-            f"{record.path}: {record.width}x{record.height}, {shown} of {len(instances)} "
-            f"instances shown at score >= {self.min_score:.2f}, {record.status.value}"
-            + (f" ({record.reason})" if record.reason else "")
-        )
-        if changed or note != getattr(self, "_note", None):  # a batch's progress line stays
-            self._note = note
-            self.statusBar().showMessage(note)
+        self.show_note(changed)
+
+    def show_note(self, force: bool = False) -> None:
+        """The image's line (rows of the table, slider's score); a batch's line stays till then."""
+        if self.project is not None and self.image_id is not None:
+            record, rows = self.project.image(self.image_id), self.instance_proxy.rowCount()
+            note = image_note(record, self.instance_model.instances(), rows, self.min_score)
+            if force or note != getattr(self, "_note", None):
+                self._note = note
+                self.statusBar().showMessage(note)
 
     def refresh_images(self) -> None:
         """Read every image's record again (after a scan, or an import)."""
@@ -498,6 +497,7 @@ class MainWindow(QMainWindow):
         self.canvas.set_min_score(value / 100)
         if self.filters.low_score.isChecked():
             self.filters.update_from_store()
+        self.show_note()
 
     # -- the model on the inference thread -------------------------------------------------------
 
@@ -555,7 +555,7 @@ class MainWindow(QMainWindow):
         if self.project is not None and self.project.changed():
             self.refresh_changed_images()
             self.refresh_instances()
-        self.statusBar().showMessage(summary)
+        self.statusBar().showMessage(finished_line(self, summary))
 
     # -- keys, settings, closing ----------------------------------------------------------
 

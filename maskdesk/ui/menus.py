@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 from maskdesk.core.errors import MaskdeskError
+from maskdesk.ui import help_menu
 from maskdesk.ui.settings import remember_recent, setting_list
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ def build_menus(window: MainWindow) -> None:
     window.recent_menu = menu.addMenu("Open &recent")
     window.recent_menu.aboutToShow.connect(lambda: _fill_recent(window))
     menu.addSeparator()
+    menu.addAction(a["actionSave"])
     for name in ("actionImportCoco", "actionExportCoco", "actionExportPicture"):
         menu.addAction(a[name])
     menu.addSeparator()
@@ -61,7 +63,7 @@ def build_menus(window: MainWindow) -> None:
         menu.addAction(a[name])
 
     menu = bar.addMenu("&View")
-    for name in ("actionFit", "actionActualSize"):
+    for name in ("actionFit", "actionActualSize", "actionZoomIn", "actionZoomOut"):
         menu.addAction(a[name])
 
     menu = bar.addMenu("&Model")
@@ -86,7 +88,9 @@ def build_menus(window: MainWindow) -> None:
     folder_menu.aboutToShow.connect(lambda: _fill_folder_models(window, folder_menu))
 
     menu = bar.addMenu("&Help")
+    menu.setObjectName("menuHelp")
     menu.addAction(a["actionShortcuts"])
+    menu.addAction(a["actionAbout"])
 
     tools = window.addToolBar("Main")
     tools.setObjectName("mainToolBar")
@@ -117,7 +121,7 @@ def file_actions(window: MainWindow) -> None:
     a["actionImportCoco"].triggered.connect(lambda: import_coco(window))
     a["actionExportPicture"].triggered.connect(lambda: export_picture(window))
     a["actionOpenModel"].triggered.connect(lambda: ask_model_file(window))
-    a["actionShortcuts"].triggered.connect(lambda: show_shortcuts(window))
+    help_menu.connect(window)  # F1, About, Save, zoom keys
     a["actionTrainModel"].triggered.connect(lambda: open_training(window))
 
 
@@ -258,12 +262,6 @@ def export_picture(window: MainWindow) -> None:
         return
     window.settings.setValue(dialogs.PICTURE_FOLDER, str(path.parent))
     window.statusBar().showMessage(f"Picture written to {path}")
-
-
-def show_shortcuts(window: MainWindow) -> None:
-    from maskdesk.ui.dialogs import ShortcutsDialog
-
-    ShortcutsDialog(window, list(window.acts.values())).exec()
 
 
 def model_failed(window: MainWindow, message: str, failure: object) -> bool:

@@ -78,11 +78,17 @@ def closed_ring(xy: np.ndarray) -> QPolygonF:
     return ring
 
 
-def cosmetic_pen(color: QColor, width: float) -> QPen:
-    """A pen `width` screen pixels wide at any zoom, for outlines and boxes."""
+DASHES = (4.0, 3.0)  # dash and gap, in pen widths: an instance still to review
+
+
+def cosmetic_pen(color: QColor, width: float, dashed: bool = False) -> QPen:
+    """A pen `width` screen pixels wide at any zoom, for outlines and boxes; dashed for an
+    instance still to review (a prediction nobody accepted, rejected or hid yet)."""
     pen = QPen(color, width)
     pen.setCosmetic(True)
     pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+    if dashed:
+        pen.setDashPattern(list(DASHES))
     return pen
 
 

@@ -162,10 +162,42 @@ def test_outline_and_box_are_drawn_in_the_instance_colour(canvas: Canvas) -> Non
     canvas.set_show_masks(False)
     canvas.set_show_labels(False)
     canvas.set_show_boxes(False)
+    instances, colors = scene()
+    instances[1] = instances[1].with_changes(review=Review.ACCEPTED)  # solid, not dashed
+    canvas.set_instances(instances, NAMES, colors)
     px = pixels(canvas)
     # The disc's outline crosses its leftmost column, in blue; inside stays grey.
     assert px[60, 54:58, 2].max() > 200
     assert tuple(px[60, 70]) == (GREY, GREY, GREY)
+
+
+def _edge_runs(px: np.ndarray, y: int, x0: int, x1: int) -> list[bool]:
+    """Per column of a horizontal box edge at row `y`: is a line painted there?"""
+    band = np.abs(px[y - 2 : y + 3, x0:x1].astype(int) - GREY).max(axis=(0, 2))
+    return [bool(d > 40) for d in band]
+
+
+def test_pending_instances_are_dashed_and_decided_ones_solid(canvas: Canvas) -> None:
+    canvas.set_show_masks(False)
+    canvas.set_show_labels(False)
+    canvas.set_show_outlines(False)
+    canvas.set_min_score(0.0)
+    px = pixels(canvas)
+    # Instance 1 (red, box 20..120 x 20..100) is a prediction nobody reviewed: its top edge
+    # has gaps, repeatedly. Instance 4 (yellow, box 150..190 x 10..40) is accepted: solid.
+    pending = _edge_runs(px, 20, 26, 114)
+    assert any(pending) and pending.count(False) >= 10
+    gaps = sum(1 for a, b in zip(pending, pending[1:], strict=False) if a and not b)
+    assert gaps >= 5
+    assert all(_edge_runs(px, 10, 154, 186))
+    # Accepting it makes it solid; a person's drawing is solid too.
+    instances, colors = scene()
+    instances[0] = instances[0].with_changes(review=Review.ACCEPTED)
+    instances[2] = instances[2].with_changes(origin=Origin.HUMAN, score=None)
+    canvas.set_instances(instances, NAMES, colors)
+    px = pixels(canvas)
+    assert all(_edge_runs(px, 20, 26, 114))
+    assert all(_edge_runs(px, 110, 154, 176))
 
 
 def test_click_selects_the_smallest_and_modifiers_extend(qtbot: QtBot, canvas: Canvas) -> None:
