@@ -50,15 +50,40 @@ def build_parser() -> argparse.ArgumentParser:
         "import", parents=[common], help="bring a COCO file's annotations into a folder's project"
     )
     p.add_argument("folder", type=Path, help="the folder of images")
-    p.add_argument("coco", type=Path, metavar="COCO.json", help="the COCO file to import")
+    p.add_argument(
+        "coco", type=Path, nargs="?", metavar="COCO.json", help="the COCO file to import"
+    )
+    p.add_argument(
+        "--labelme",
+        action="store_true",
+        help="import the labelme / X-AnyLabeling JSON files beside the images (no COCO file)",
+    )
+    p.add_argument(
+        "--boxes-to-masks",
+        action="store_true",
+        help="make masks of box-only annotations with the model (pending review)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="model for --boxes-to-masks (default: the folder's, else coco-v1)",
+    )
     p.set_defaults(func=run_import)
 
     p = sub.add_parser("export", parents=[common], help="write a folder's annotations as COCO JSON")
     p.add_argument("folder", type=Path, help="the folder of images")
+    p.add_argument("-o", "--output", type=Path, metavar="OUT.json", help="COCO JSON to write")
     p.add_argument(
-        "-o", "--output", type=Path, required=True, metavar="OUT.json", help="COCO JSON to write"
+        "--labelme",
+        type=Path,
+        metavar="DIR",
+        help="write one labelme JSON per image into DIR (mask shapes) instead of COCO",
     )
-    p.add_argument("--polygons", action="store_true", help="polygons instead of RLE")
+    p.add_argument(
+        "--polygons",
+        action="store_true",
+        help="polygons instead of RLE (with --labelme: instead of mask shapes; holes are lost)",
+    )
     p.add_argument(
         "--score", type=score_value, default=0.5, help="lowest score of model instances (0.5)"
     )
@@ -138,16 +163,65 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    coco = parse_coco(args.coco)
-    with Project.open(args.folder) as project:
-        report = import_coco(project, coco, args.coco)
-    print(report.summary(args.coco, args.folder), file=sys.stderr)
-    return EXIT_SOME_FAILED if report.not_imported else EXIT_OK
+    broken: list[str] = []
+    if getattr(args, "labelme", False):
+        from maskdesk.core.labelme import import_labelme
+
+        with Project.open(args.folder) as project:
+            report, read = import_labelme(project, args.folder)
+        coco = read.coco
+        broken = read.broken
+        print(report.summary(args.folder, args.folder), file=sys.stderr)
+        for line in broken:
+            print(f"  not imported, broken labelme file {line}", file=sys.stderr)
+    elif args.coco is None:
+        print("maskdesk: import needs a COCO file, or --labelme", file=sys.stderr)
+        return EXIT_ERROR
+    else:
+        coco = parse_coco(args.coco)
+        with Project.open(args.folder) as project:
+            report = import_coco(project, coco, args.coco)
+        print(report.summary(args.coco, args.folder), file=sys.stderr)
+    boxes = getattr(coco, "box_only", [])
+    if boxes and not getattr(args, "boxes_to_masks", False):
+        print(
+            f"  {len(boxes)} box-only annotations (no mask): add --boxes-to-masks to make "
+            "masks of them with the model",
+            file=sys.stderr,
+        )
+    elif boxes:
+        from maskdesk.cli_predict import folders_model
+        from maskdesk.inference.box_masks import boxes_to_masks, load_box_predictor
+
+        predictor = load_box_predictor(args.model or folders_model([args.folder]))
+        with Project.open(args.folder) as project:
+            made = boxes_to_masks(project, coco, predictor, max_pixels=args.max_pixels)
+        print(made.summary(), file=sys.stderr)
+    return EXIT_SOME_FAILED if report.not_imported or broken else EXIT_OK
 
 
 def run_export(args: argparse.Namespace) -> int:
+    if args.output is None and getattr(args, "labelme", None) is None:
+        print("maskdesk: export needs -o OUT.json, or --labelme DIR", file=sys.stderr)
+        return EXIT_ERROR
     if args.results or args.image_ids_from is not None:
         return run_results(args)
+    if getattr(args, "labelme", None) is not None:
+        from maskdesk.core.labelme_write import export_labelme
+
+        with Project.open(args.folder) as project:
+            done = export_labelme(
+                project,
+                args.labelme,
+                min_score=args.score,
+                scope=Scope(args.only),
+                polygons=args.polygons,
+            )
+        print(
+            f"{done.files} labelme files, {done.shapes} shapes written to {args.labelme}",
+            file=sys.stderr,
+        )
+        return EXIT_OK
     check_output(args.output)
     with Project.open(args.folder) as project:
         exported = export_project(

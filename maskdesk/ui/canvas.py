@@ -34,7 +34,7 @@ from PySide6.QtWidgets import QWidget
 
 from maskdesk.core.instances import Instance
 from maskdesk.core.render import instance_color
-from maskdesk.ui.labels import lay_out, paint_label
+from maskdesk.ui.labels import draw_message, lay_out, paint_label
 from maskdesk.ui.overlay_cache import Color, OverlayCache, OverlayEntry, cosmetic_pen
 from maskdesk.ui.tools import Tool
 
@@ -65,6 +65,7 @@ class Canvas(QWidget):
 
         self._image: QImage | None = None
         self._message = ""
+        self.message_rect = QRectF()  # where the message was last drawn
         self._instances: list[Instance] = []
         self._keys: list[int] = []
         self._colors: list[Color] = []
@@ -416,9 +417,7 @@ class Canvas(QWidget):
         painter = QPainter(self)
         if self._image is None:
             painter.fillRect(event.rect(), BACKGROUND)
-            if self._message:
-                painter.setPen(QColor(230, 230, 230))
-                painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._message)
+            self.message_rect = draw_message(painter, QRectF(self.rect()), self._message)
             return
         shown = [] if self._masks_hidden else self._shown()
         base, masks = self._layers(shown)

@@ -265,6 +265,11 @@ class MissingWeightsDialog(QDialog):
         path = self._selectable(failure.path, "weightsPath")
         source = QLabel("It can be downloaded from:")
         url = self._selectable(failure.url, "weightsUrl")
+        # The window loads without downloading until asked; the Download button asks.
+        message = message.replace(
+            "offline mode forbids downloading them",
+            "nothing is downloaded until you press Download",
+        )
         details = QLabel(message)
         details.setObjectName("missingWeightsMessage")
         details.setWordWrap(True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QActionGroup
-from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSpinBox, QToolBar
+from PySide6.QtWidgets import QComboBox, QInputDialog, QLabel, QMenu, QSpinBox, QToolBar
 
 from maskdesk.core import mask_ops
 from maskdesk.core.instances import Instance, Origin, Review
@@ -345,10 +345,31 @@ class Editor(QObject):
         if w.project is None or w.image_id is None or len(chosen) < 2:
             self._tell("Select two or more instances to merge (Ctrl+click).")
             return
-        # The merged instance keeps the largest one's class and origin.
+        # The merged instance keeps the largest one's class and origin; when the classes
+        # differ, the person chooses the class to keep (Cancel merges nothing).
         first = max(chosen, key=lambda i: i.mask.area)
+        category_id = first.category_id
+        ids = list(dict.fromkeys(i.category_id for i in chosen))
+        if len(ids) > 1:
+            ids.sort(key=lambda c: c != first.category_id)
+            names = [w.project.categories.name(c) for c in ids]
+            name, ok = QInputDialog.getItem(
+                w,
+                "Merge instances",
+                "These instances differ in class. Keep the class:",
+                names,
+                0,
+                False,
+            )
+            if not ok:
+                return
+            category_id = ids[names.index(name)]
         merged = first.with_changes(
-            mask=mask_ops.merge([i.mask for i in chosen]), box=None, review=Review.ACCEPTED, id=None
+            mask=mask_ops.merge([i.mask for i in chosen]),
+            box=None,
+            review=Review.ACCEPTED,
+            id=None,
+            category_id=category_id,
         )
         command = ReplaceInstances(
             w.project, w.image_id, chosen, [merged], f"Merge {len(chosen)}", w._notify

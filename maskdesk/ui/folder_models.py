@@ -59,6 +59,8 @@ def mark_model(window: MainWindow) -> None:
             action.setChecked(key == f"actionModel_{name}")
         elif key.startswith("actionFolderModel_"):
             action.setChecked(same_model(str(action.data()), name))
+        elif key == "actionActiveModel":
+            action.setText(f"Active: {Path(str(name)).name or name}")
 
 
 def remember(window: MainWindow, name: str) -> bool:

@@ -90,3 +90,18 @@ def paint_label(painter: QPainter, rect: QRectF, text: str, color: tuple[int, in
         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
         text,
     )
+
+
+MESSAGE_MARGIN = 16.0
+
+
+def draw_message(painter: QPainter, area: QRectF, text: str) -> QRectF:
+    """Draw `text` (a damaged picture's error, say) centred in `area`, word-wrapped within
+    the area less a margin, so that a long message is never one clipped line; returns the
+    rect the text took (empty when there is no text)."""
+    if not text:
+        return QRectF()
+    box = QRectF(area).adjusted(MESSAGE_MARGIN, MESSAGE_MARGIN, -MESSAGE_MARGIN, -MESSAGE_MARGIN)
+    flags = int(Qt.AlignmentFlag.AlignCenter) | int(Qt.TextFlag.TextWordWrap)
+    painter.setPen(QColor(230, 230, 230))
+    return painter.drawText(box, flags, text)

@@ -67,6 +67,11 @@ def build_menus(window: MainWindow) -> None:
         menu.addAction(a[name])
 
     menu = bar.addMenu("&Model")
+    active = QAction(window)
+    active.setObjectName("actionActiveModel")
+    active.setEnabled(False)
+    menu.addAction(active)
+    menu.addSeparator()
     for name in ("actionDetect", "actionPrelabelFolder", "actionCancel"):
         menu.addAction(a[name])
     menu.addSeparator()
@@ -86,6 +91,9 @@ def build_menus(window: MainWindow) -> None:
     folder_menu = menu.addMenu("Models of this &folder")
     folder_menu.setObjectName("menuFolderModels")
     folder_menu.aboutToShow.connect(lambda: _fill_folder_models(window, folder_menu))
+    from maskdesk.ui.folder_models import mark_model
+
+    mark_model(window)
 
     menu = bar.addMenu("&Help")
     menu.setObjectName("menuHelp")
@@ -275,7 +283,12 @@ def model_failed(window: MainWindow, message: str, failure: object) -> bool:
         return False
     answer = ask_missing_weights(window, failure, message)  # type: ignore[arg-type]
     if answer == "open":
+        before = window.model_name
         ask_model_file(window)
+        if window.model_name == before:
+            return False
+        window.runs.load()  # what waited (Detect) goes on with the chosen model
+        return True
     elif answer == "download":
         dialog = DownloadDialog(window, window.model_name)
         window.inference.downloadProgress.connect(dialog.update_progress)

@@ -381,3 +381,20 @@ def test_outline_rings_run_through_the_border_pixel_centres() -> None:
     outer = [(12.5, 21.5), (12.5, 24.5), (17.5, 24.5), (17.5, 21.5)]
     assert any(sorted(set(ring)) == sorted(outer) for ring in rings)
     assert len(rings) == 2
+
+
+def test_a_long_error_message_wraps_within_the_canvas(qtbot: QtBot):
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(320, 240)
+    canvas.show()
+    text = (
+        "Could not read broken.jpg: image file is truncated (43 bytes not processed); "
+        "the picture is skipped and kept as failed in the folder."
+    )
+    qtbot.waitExposed(canvas)
+    canvas.set_message(text)
+    qtbot.waitUntil(lambda: not canvas.message_rect.isEmpty())
+    drawn = canvas.message_rect
+    assert drawn.left() >= 0 and drawn.right() <= canvas.width()
+    assert drawn.height() > canvas.fontMetrics().height() * 1.5  # more than one line

@@ -209,7 +209,15 @@ def test_missing_weights_shows_the_model_path_and_url_as_selectable_text(qtbot) 
     assert dialog.objectName() == "missingWeightsDialog"
     texts = [label.text() for label in dialog.findChildren(QLabel)]
     assert any("The weights of coco-v2 are not on this computer" in t for t in texts)
-    assert MESSAGE in texts
+    # Beside a Download button, the message does not say downloading is forbidden.
+    assert not any("forbids" in t for t in texts)
+    assert (
+        MESSAGE.replace(
+            "offline mode forbids downloading them",
+            "nothing is downloaded until you press Download",
+        )
+        in texts
+    )
     for name, value in (("weightsPath", FAILURE.path), ("weightsUrl", FAILURE.url)):
         label = child(dialog, QLabel, name)
         assert label.text() == value and label.isVisible()

@@ -286,3 +286,50 @@ def test_box_to_mask_asks_the_loaded_model_and_is_undone(window: MainWindow, qtb
     window.acts["actionUndo"].trigger()
     window.acts["actionUndo"].trigger()
     assert project.instances(image) == []
+
+
+def test_merge_of_different_classes_asks_which_to_keep(
+    window: MainWindow, qtbot, tmp_path, monkeypatch
+):
+    from PySide6.QtWidgets import QInputDialog
+
+    folder = _square_folder(tmp_path)
+    with Project.open(folder) as stored:
+        stored.ensure_categories([Category(2, "circle")])
+        record = stored.image_by_path("a.png")
+        assert record is not None
+        bits = np.ones((4, 4), dtype=bool)
+        stored.add_instance(record.id, Instance(2, CropMask(2, 2, bits), score=0.8))
+        stored.add_instance(record.id, Instance(1, CropMask(60, 2, bits), score=0.7))
+    project = _open(window, qtbot, folder)
+    image = window.image_id
+    square, circle, small_square = project.instances(image)
+    asked: list[list[str]] = []
+
+    def get_item(parent, title, label, items, current=0, editable=True):  # noqa: ANN001
+        asked.append(list(items))
+        return answer[0], answer[1]
+
+    monkeypatch.setattr(QInputDialog, "getItem", staticmethod(get_item))
+
+    # Same class: merged as before, nobody asked.
+    answer = ("", False)
+    window.select_ids([square.id, small_square.id])
+    window.acts["actionMergeInstances"].trigger()
+    assert asked == [] and len(project.instances(image)) == 2
+    window.acts["actionUndo"].trigger()
+
+    # Different classes, cancelled: nothing merged, undo untouched.
+    window.select_ids([square.id, circle.id])
+    window.acts["actionMergeInstances"].trigger()
+    assert asked == [["square", "circle"]]  # the largest one's class first
+    assert len(project.instances(image)) == 3
+    # Different classes, the smaller one's class chosen.
+    answer = ("circle", True)
+    window.select_ids([square.id, circle.id])
+    window.acts["actionMergeInstances"].trigger()
+    (merged,) = [i for i in project.instances(image) if i.id != small_square.id]
+    assert merged.category_id == 2
+    assert merged.mask == square.mask.union(circle.mask)
+    window.acts["actionUndo"].trigger()
+    assert project.instances(image) == [square, circle, small_square]

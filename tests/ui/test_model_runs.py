@@ -152,3 +152,42 @@ def test_cancel_before_a_queued_load_starts_says_so_without_an_error_dialog(
     assert gate.started == [str(FIXTURE_MODEL)]  # `other` was never loaded
     assert window.project is not None
     assert {r.status for r in window.project.images()} == {ImageStatus.NEW}
+
+
+def test_the_model_menu_says_which_model_is_active(window: MainWindow) -> None:
+    """The Model menu's first entry names the model in use, disabled, and follows changes."""
+    from PySide6.QtGui import QAction
+
+    active = window.findChild(QAction, "actionActiveModel")
+    assert active is not None and not active.isEnabled()
+    model_menu = next(m for m in window.menuBar().actions() if m.text() == "&Model").menu()
+    assert model_menu.actions()[0] is active
+    window.choose_model("coco-v2")
+    assert active.text() == "Active: coco-v2"
+    window.choose_model(str(FIXTURE_MODEL))
+    assert active.text() == "Active: shapes-tiny.pt"
+    assert not window.findChild(QAction, "actionModel_coco-v2").isChecked()
+
+
+def test_open_model_file_in_the_missing_weights_dialog_runs_the_waiting_detect(
+    window: MainWindow, qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detect with absent weights -> the dialog -> "Open model file..." -> Detect goes on with
+    the chosen file."""
+    from PySide6.QtWidgets import QFileDialog
+
+    import maskdesk.inference.models as models
+    import maskdesk.ui.dialogs as dialogs
+
+    monkeypatch.setattr(models, "weights_path", lambda name: tmp_path / f"absent-{name}.pth")
+    monkeypatch.setattr(dialogs, "ask_missing_weights", lambda *args: "open")
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(FIXTURE_MODEL), ""))
+    )
+    window.open_folder(_shapes(tmp_path, 1))
+    assert window.project is not None and window.image_id is not None
+    window.choose_model("coco-v2")
+    with qtbot.waitSignal(window.inference.finished, timeout=WAIT_MS):
+        window.acts["actionDetect"].trigger()
+    record = window.project.image(window.image_id)
+    assert (record.status, record.model) == (ImageStatus.PRELABELED, str(FIXTURE_MODEL))

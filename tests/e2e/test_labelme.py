@@ -1,0 +1,137 @@
+"""`maskdesk import --labelme` and `export --labelme`, through maskdesk.cli.main."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from maskdesk.cli import main
+from maskdesk.core.labelme import encode_mask_png
+from maskdesk.core.project import Project
+
+W, H = 48, 36
+POLY = [[3.4, 2.2], [30.6, 5.5], [17.1, 27.8], [5.0, 20.3]]
+
+
+def _shape(label: str, points: list, kind: str, group: int | None = None, **kw: object) -> dict:
+    return {
+        "label": label,
+        "points": points,
+        "group_id": group,
+        "description": "",
+        "shape_type": kind,
+        "flags": {},
+        "mask": None,
+        **kw,
+    }
+
+
+def _folder(root: Path) -> Path:
+    """Files laid out as labelme's LabelFile.save writes them (key order, version 5.x)."""
+    root.mkdir()
+    (root / "sub").mkdir()
+    Image.new("RGB", (W, H), (9, 9, 9)).save(root / "a.png")
+    Image.new("RGB", (W, H), (9, 9, 9)).save(root / "sub" / "b.png")
+    Image.new("RGB", (W, H), (9, 9, 9)).save(root / "c.png")
+    crop = np.zeros((7, 9), dtype=bool)
+    crop[1:6, 2:8] = True
+    crop[3, 4] = False  # a hole survives mask shapes
+    shapes = [
+        _shape("cat", POLY, "polygon"),
+        _shape("dog", [[35, 2], [45, 12]], "rectangle"),
+        _shape("dog", [[36, 25], [44, 31]], "mask", mask=encode_mask_png(crop)),
+        _shape("cat", [[0, 30], [4, 30], [4, 34], [0, 34]], "polygon", 3),
+        _shape("cat", [[10, 30], [14, 30], [14, 34]], "polygon", 3),
+        _shape("cat", [[20, 30], [22, 32]], "circle"),
+        _shape("cat", [[1, 1], [3, 3]], "line"),
+        _shape("cat", [[5, 5]], "point"),
+    ]
+    doc = {
+        "version": "5.5.0",
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": "a.png",
+        "imageData": None,
+        "imageHeight": H,
+        "imageWidth": W,
+    }
+    (root / "a.json").write_text(json.dumps(doc, indent=2))
+    doc2 = dict(doc, shapes=[_shape("bird", POLY, "polygon")], imagePath="..\\sub\\b.png")
+    (root / "sub" / "b.json").write_text(json.dumps(doc2))  # matched by stem
+    (root / "c.json").write_text('{"version": "5.5.0", "shapes": [')
+    return root
+
+
+def _masks(folder: Path) -> dict[str, list[tuple[str, bytes]]]:
+    with Project.open(folder) as project:
+        names = {c.id: c.name for c in project.categories}
+        return {
+            r.path: sorted(
+                (names[i.category_id], np.packbits(i.mask.to_full(r.width, r.height)).tobytes())
+                for i in project.instances(r.id)
+            )
+            for r in project.images()
+        }
+
+
+def test_import_labelme_folder(tmp_path: Path, capsys) -> None:
+    folder = _folder(tmp_path / "f")
+    assert main(["import", str(folder), "--labelme"]) == 1  # c.json is broken
+    err = capsys.readouterr().err
+    assert "c.json" in err and "box only, no mask" in err
+    masks = _masks(folder)
+    assert [n for n, _ in masks["a.png"]] == ["cat", "cat", "cat", "dog"]
+    assert [n for n, _ in masks["sub/b.png"]] == ["bird"]
+    ref = Image.new("L", (W, H))
+    ImageDraw.Draw(ref).polygon([tuple(p) for p in POLY], outline=1, fill=1)  # shape_to_mask
+    want = np.packbits(np.asarray(ref, bool)).tobytes()
+    assert ("cat", want) in masks["a.png"] and ("bird", want) in masks["sub/b.png"]
+    # importing again adds nothing
+    main(["import", str(folder), "--labelme"])
+    assert _masks(folder) == masks
+
+
+def test_export_import_round_trip(tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "f")
+    (folder / "c.json").unlink()
+    assert main(["import", str(folder), "--labelme"]) == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.json", ".maskdesk"))
+    assert main(["export", str(folder), "--labelme", str(copy)]) == 0
+    data = json.loads((copy / "a.json").read_text())
+    assert list(data) == [
+        "version",
+        "flags",
+        "shapes",
+        "imagePath",
+        "imageData",
+        "imageHeight",
+        "imageWidth",
+    ]
+    assert {s["shape_type"] for s in data["shapes"]} == {"mask"}
+    assert (copy / data["imagePath"]).resolve() == (folder / "a.png").resolve()
+    assert main(["import", str(copy), "--labelme"]) == 0
+    assert _masks(copy) == _masks(folder)
+
+
+def test_export_polygons_hole_free(tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "f")
+    (folder / "c.json").unlink()
+    (folder / "sub" / "b.json").unlink()
+    main(["import", str(folder), "--labelme"])
+    out = tmp_path / "poly"
+    assert main(["export", str(folder), "--labelme", str(out), "--polygons"]) == 0
+    data = json.loads((out / "a.json").read_text())
+    assert {s["shape_type"] for s in data["shapes"]} == {"polygon"}
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.json", ".maskdesk"))
+    shutil.copy(out / "a.json", copy / "a.json")
+    main(["import", str(copy), "--labelme"])
+    src, back = _masks(folder)["a.png"], _masks(copy)["a.png"]
+    assert len(back) == len(src)
+    # the polygon (no hole) comes back exactly; the mask with a hole does not
+    assert [m for m in src if m[0] == "cat"][0] in back
