@@ -63,20 +63,27 @@ def summary(report: MergeReport, min_score: float) -> str:
     return text
 
 
+def _list(title: str, lines: list[str]) -> None:
+    """`title` and the first LISTED lines on stderr, then how many more; nothing if none."""
+    if not lines:
+        return
+    print(title, file=sys.stderr)
+    for line in lines[:LISTED]:
+        print(f"  {line}", file=sys.stderr)
+    if len(lines) > LISTED:
+        print(f"  ... and {len(lines) - LISTED} more", file=sys.stderr)
+
+
 def run_merge(args: argparse.Namespace) -> int:
     check_output(args.output)
     report = merge(args.parts, args.output, min_score=args.score)
     print(summary(report, args.score), file=sys.stderr)
-    if report.failed:
-        print("failed images (run predict again to retry them):", file=sys.stderr)
-        for path, reason in report.failed[:LISTED]:
-            print(f"  {path}: {reason}", file=sys.stderr)
-        if len(report.failed) > LISTED:
-            print(f"  ... and {len(report.failed) - LISTED} more", file=sys.stderr)
-    if report.damaged:
-        print("damaged lines (not records; their images may be missing):", file=sys.stderr)
-        for file, line in report.damaged[:LISTED]:
-            print(f"  {file}, line {line}", file=sys.stderr)
-        if len(report.damaged) > LISTED:
-            print(f"  ... and {len(report.damaged) - LISTED} more", file=sys.stderr)
+    _list(
+        "failed images (run predict again to retry them):",
+        [f"{path}: {reason}" for path, reason in report.failed],
+    )
+    _list(
+        "damaged lines (not records; their images may be missing):",
+        [f"{file}, line {line}" for file, line in report.damaged],
+    )
     return EXIT_SOME_FAILED if report.failed or report.damaged else EXIT_OK

@@ -210,8 +210,9 @@ def build_coco(
     }
 
 
-def write_coco(data: dict, path: Path | str) -> None:
-    """Write a COCO dict as JSON, atomically; NaN and infinities are refused."""
+def write_coco(data: dict | list, path: Path | str) -> None:
+    """Write a COCO dict (or a results list) as JSON, atomically; NaN and infinities are
+    refused."""
     try:
         text = json.dumps(data, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except ValueError as exc:

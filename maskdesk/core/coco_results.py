@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maskdesk.core.coco import CocoImage, build_coco
+from maskdesk.core.coco import CocoImage, build_coco, write_coco
 from maskdesk.core.errors import CocoError
 from maskdesk.core.exporting import LeftOut, Scope, left_out_summary, select_images
-from maskdesk.core.fileio import atomic_write_bytes
 from maskdesk.core.importing import ImportReport, match_images
 from maskdesk.core.project import Project
 
@@ -270,11 +269,5 @@ def build_results(
 
 
 def write_results(entries: list[dict[str, Any]], path: Path | str) -> None:
-    """Write a results list as JSON, atomically; NaN and infinities are refused."""
-    try:
-        text = json.dumps(entries, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    except ValueError as exc:
-        raise CocoError(
-            f"Cannot write {path}: the data holds a non-finite number ({exc})."
-        ) from exc
-    atomic_write_bytes(Path(path), text.encode("utf-8"))
+    """Write a results list as JSON, atomically (as write_coco writes a dataset)."""
+    write_coco(entries, path)
