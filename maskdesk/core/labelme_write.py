@@ -1,8 +1,14 @@
-"""Write a project's instances as labelme JSON files, one per image (labelme 5.x layout).
+"""Write a project's instances as labelme JSON files, one per image (labelme 5.x/6.x layout).
 
-Each mask becomes a labelme `mask` shape (points = its box corners, mask = base64 PNG of the
-crop, as labelme stores them), or with `polygons` one polygon per outer contour through
-boundary pixel centres, which labelme's PIL rasterization fills back; holes are lost then.
+As labelme 6.3.1 writes them (`labelme/app.py` `_shape_to_dict` and `save_labels`,
+`labelme/_label_file.py` `write_label_file`): top-level keys in its order, `imagePath`
+relative to the JSON's folder, `imageData` null. Each mask becomes a labelme `mask` shape:
+points = the inclusive pixel box of the tight crop ([x, y], [x + w - 1, y + h - 1], as
+labelme's AI tools make it from `imgviz.masks_to_bboxes`), mask = base64 of an 8-bit PNG of
+0/1 (`img_arr_to_b64(mask.astype(np.uint8))`); labelme's `shapes_to_label` pastes it back
+pixel for pixel. With `polygons`, one polygon per outer contour through boundary pixel
+centres, which labelme's `shape_to_mask` (PIL polygon, outline counted) fills back exactly
+except for holes, which are lost; an instance's polygons share a `group_id`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from maskdesk.core.masks import CropMask
 if TYPE_CHECKING:
     from maskdesk.core.project import Project
 
+# The oldest format this matches: labelme 5.x only warns about another major version, 6.x
+# reads the same keys.
 LABELME_VERSION = "5.5.0"
 
 

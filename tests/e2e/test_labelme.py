@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -135,3 +136,31 @@ def test_export_polygons_hole_free(tmp_path: Path) -> None:
     assert len(back) == len(src)
     # the polygon (no hole) comes back exactly; the mask with a hole does not
     assert [m for m in src if m[0] == "cat"][0] in back
+
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "labelme"
+
+
+def test_cli_on_files_written_by_labelme(tmp_path: Path, capsys) -> None:
+    """The committed files written by labelme 6.3.1's own code (tests/fixtures/labelme):
+    import, export as mask shapes, and import the export again, all pixel-exact."""
+    folder = tmp_path / "f"
+    shutil.copytree(FIXTURE, folder, ignore=shutil.ignore_patterns("*.py", "*.txt", "expected*"))
+    assert main(["import", str(folder), "--labelme"]) == 0
+    err = capsys.readouterr().err
+    assert "1 box-only annotations" in err  # the rectangle
+    masks = _masks(folder)
+    assert [n for n, _ in masks["a.png"]] == ["ball", "cat", "cat", "dog", "sign"]
+    assert [n for n, _ in masks["sub/b.png"]] == ["cat", "dog", "dog", "vögel"]
+    expected = json.loads((FIXTURE / "expected.json").read_text(encoding="utf-8"))
+    for image, found in masks.items():  # labelme's own pixels of its mask shapes
+        e = expected[image]
+        for inst in e["instances"]:
+            if inst["shape_types"] == ["mask"]:
+                bits = base64.b64decode(inst["packbits"])
+                assert (inst["label"], bits) in found
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.json", ".maskdesk"))
+    assert main(["export", str(folder), "--labelme", str(copy)]) == 0
+    assert main(["import", str(copy), "--labelme"]) == 0
+    assert _masks(copy) == masks
