@@ -127,6 +127,16 @@ def match_images(
     return [(images[i], matched[i]) for i in sorted(matched)]
 
 
+def size_mismatch(image: CocoImage, record: ImageRecord) -> str | None:
+    """How the file's size of `image` differs from the image on disk, or None when they agree
+    (an image whose size differs is not imported: its masks would not fit)."""
+    if (record.width, record.height) == (image.width, image.height):
+        return None
+    return (
+        f"file says {image.width}x{image.height}, {record.path} is {record.width}x{record.height}"
+    )
+
+
 def import_coco(project: Project, coco: CocoFile, source: Path | str = "") -> ImportReport:
     """Add the file's instances to the matching images of `project`, in one transaction.
 
@@ -143,11 +153,9 @@ def import_coco(project: Project, coco: CocoFile, source: Path | str = "") -> Im
         if added:
             project.ensure_categories(added)
         for image, record in pairs:
-            if (record.width, record.height) != (image.width, image.height):
-                report.wrong_size.append(
-                    f"{image.file_name}: file says {image.width}x{image.height}, "
-                    f"{record.path} is {record.width}x{record.height}"
-                )
+            mismatch = size_mismatch(image, record)
+            if mismatch:
+                report.wrong_size.append(f"{image.file_name}: {mismatch}")
                 continue
             report.images_matched += 1
             incoming = decode_instances(source, image, coco) if image.raw else image.instances

@@ -3,7 +3,9 @@ pending model instances of the file's class (issue 16 item 3). Runs after `impor
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,9 +13,10 @@ import numpy as np
 from maskdesk.core import images as image_io
 from maskdesk.core.categories import plan_merge
 from maskdesk.core.coco_read import BoxOnly, ParsedCoco
-from maskdesk.core.importing import ImportReport, match_images
+from maskdesk.core.importing import ImportReport, match_images, size_mismatch
 from maskdesk.core.instances import Instance, Origin, Review
-from maskdesk.core.project import Project
+from maskdesk.core.prelabel import Progress
+from maskdesk.core.project import ImageRecord, Project
 from maskdesk.inference.predictor import Predictor
 from maskdesk.progress import ProgressBar
 
@@ -26,6 +29,7 @@ class BoxMaskReport:
     images: int = 0
     already: int = 0
     failed: list[str] = field(default_factory=list)
+    cancelled: bool = False
 
     def summary(self) -> str:
         lines = [f"{self.made} boxes made into masks on {self.images} images (pending review)"]
@@ -33,13 +37,39 @@ class BoxMaskReport:
             lines.append(f"  {self.already} boxes already have a mask of their class, not added")
         for note in self.failed:
             lines.append(f"  skipped: {note}")
+        if self.cancelled:
+            lines.append("  cancelled: the boxes of the images not reached were not made")
         return "\n".join(lines)
+
+    def line(self) -> str:
+        """The summary in one line, for the window's status bar."""
+        parts = [f"{self.made} boxes made into masks on {self.images} images (pending review)"]
+        if self.already:
+            parts.append(f"{self.already} already had a mask of their class")
+        if self.failed:
+            first = self.failed[0] + (
+                f" (and {len(self.failed) - 1} more)" if len(self.failed) > 1 else ""
+            )
+            parts.append(f"{len(self.failed)} images skipped: {first}")
+        if self.cancelled:
+            parts.append("cancelled")
+        return "; ".join(parts)
 
 
 def boxes_to_masks(
-    project: Project, coco: ParsedCoco, predictor: Predictor, *, max_pixels: int | None = None
+    project: Project,
+    coco: ParsedCoco,
+    predictor: Predictor,
+    *,
+    max_pixels: int | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    on_stored: Callable[[ImageRecord], None] | None = None,
 ) -> BoxMaskReport:
-    """One pending model instance per box of `coco.box_only`, image by image."""
+    """One pending model instance per box of `coco.box_only`, image by image, each image's
+    stored as it is done. Images the import refused for their size are skipped (into
+    `failed`). `cancel()` is checked between images: what is stored stays. Without a
+    `progress` callback a progress bar is drawn on stderr (the command line's)."""
     report = BoxMaskReport()
     by_image: dict[str, list[BoxOnly]] = defaultdict(list)
     for box in coco.box_only:
@@ -51,43 +81,85 @@ def boxes_to_masks(
     if added:
         project.ensure_categories(added)
     names = {c.id: c.name for c in coco.categories}
-    bar = ProgressBar("boxes to masks", total=len(pairs), unit="images")
+    stop = cancel or (lambda: False)
+    bar = (
+        ProgressBar("boxes to masks", total=len(pairs), unit="images") if progress is None else None
+    )
+    started = time.perf_counter()
+    if progress is not None:
+        progress(Progress(0, len(pairs), "", 0.0))
     try:
-        for image, record in pairs:
+        for done, (image, record) in enumerate(pairs, start=1):
+            if stop():
+                report.cancelled = True
+                break
             boxes = by_image[image.file_name]
-            try:
-                rgb = image_io.load_rgb(project.absolute_path(record), max_pixels=max_pixels)
-            except Exception as exc:  # an unreadable image loses only its own boxes
-                report.failed.append(f"{record.path}: {len(boxes)} boxes, {exc}")
-                bar.advance()
-                continue
-            present = project.instances(record.id)
-            made = _masks_of(predictor, rgb, boxes, names)
-            new = []
-            for box, instance in zip(boxes, made, strict=True):
-                category = mapping[box.category_id]
-                same = [p for p in present if p.category_id == category]
-                if any(p.mask.iou(instance.mask) >= SAME_OBJECT_IOU for p in same):
-                    report.already += 1
-                    continue
-                ours = instance.with_changes(
-                    category_id=category,
-                    origin=Origin.MODEL,
-                    review=Review.PENDING,
-                    id=None,
-                    image_id=None,
+            mismatch = size_mismatch(image, record)
+            if mismatch is not None:
+                report.failed.append(
+                    f"{image.file_name}: {len(boxes)} boxes, size differs from the image on "
+                    f"disk: {mismatch}"
                 )
-                present.append(ours)
-                new.append(ours)
-            predictor.forget_image()
-            if new:
-                project.add_instances(record.id, new)
-                report.made += len(new)
-                report.images += 1
-            bar.advance()
+            else:
+                try:
+                    rgb = image_io.load_rgb(project.absolute_path(record), max_pixels=max_pixels)
+                except Exception as exc:  # an unreadable image loses only its own boxes
+                    report.failed.append(f"{record.path}: {len(boxes)} boxes, {exc}")
+                    rgb = None
+                stored = rgb is not None and _one_image(
+                    project, predictor, record, rgb, boxes, mapping, names, report
+                )
+                if stored and on_stored is not None:
+                    on_stored(record)
+            if bar is not None:
+                bar.advance()
+            if progress is not None:
+                progress(Progress(done, len(pairs), record.path, time.perf_counter() - started))
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     return report
+
+
+def _one_image(
+    project: Project,
+    predictor: Predictor,
+    record: ImageRecord,
+    rgb: np.ndarray,
+    boxes: list[BoxOnly],
+    mapping: dict[int, int],
+    names: dict[int, str],
+    report: BoxMaskReport,
+) -> bool:
+    """The masks of one image's boxes, stored unless one of their class covers them already;
+    whether anything was stored."""
+    present = project.instances(record.id)
+    try:
+        made = _masks_of(predictor, rgb, boxes, names)
+    finally:
+        predictor.forget_image()
+    new = []
+    for box, instance in zip(boxes, made, strict=True):
+        category = mapping[box.category_id]
+        same = [p for p in present if p.category_id == category]
+        if any(p.mask.iou(instance.mask) >= SAME_OBJECT_IOU for p in same):
+            report.already += 1
+            continue
+        ours = instance.with_changes(
+            category_id=category,
+            origin=Origin.MODEL,
+            review=Review.PENDING,
+            id=None,
+            image_id=None,
+        )
+        present.append(ours)
+        new.append(ours)
+    if not new:
+        return False
+    project.add_instances(record.id, new)
+    report.made += len(new)
+    report.images += 1
+    return True
 
 
 def _masks_of(

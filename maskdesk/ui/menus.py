@@ -216,6 +216,7 @@ def export_coco(window: MainWindow) -> None:
 def import_coco(window: MainWindow) -> None:
     from maskdesk.core.coco_read import parse_coco
     from maskdesk.core.importing import import_coco as run_import
+    from maskdesk.ui import box_import
 
     if window.project is None:
         return
@@ -225,13 +226,15 @@ def import_coco(window: MainWindow) -> None:
     if not path:
         return
     try:
-        report = run_import(window.project, parse_coco(path), path)
+        coco = parse_coco(path)
+        report = run_import(window.project, coco, path)
     except MaskdeskError as exc:
         QMessageBox.warning(window, "maskdesk", str(exc))
         return
     window.refresh_images()
     window.refresh_instances(reset=True)
     QMessageBox.information(window, "Import", report.summary(Path(path), window.project.folder))
+    box_import.offer(window, coco, Path(path), report)  # box-only annotations: masks?
 
 
 def export_picture(window: MainWindow) -> None:

@@ -25,7 +25,8 @@ CLOSE_WAIT_MS = 300
 
 
 class ModelRuns(QObject):
-    """Detect, Pre-label folder and box to mask for `window`, through `window.inference`."""
+    """Detect, Pre-label folder, box to mask and an imported file's boxes made into masks for
+    `window`, through `window.inference`."""
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -36,6 +37,7 @@ class ModelRuns(QObject):
         # What waits for the chosen model: task, argument, and the project it was asked in.
         self.waiting: list[tuple[str, object, Project]] = []
         self.boxes: dict[int, tuple[Project, int]] = {}  # box ticket -> project, image id
+        self.doing = "Pre-labeling"  # the progress line's label: the last batch sent
         w = window.inference
         w.modelLoaded.connect(self._loaded)
         w.modelFailed.connect(self._load_failed)
@@ -63,8 +65,9 @@ class ModelRuns(QObject):
         return folder_models.may_close(self.window)
 
     def request(self, task: str, arg: object) -> None:
-        """Run `task` ("detect", "prelabel", "box") with the chosen model, loading it first
-        when the worker holds another (or none)."""
+        """Run `task` ("detect", "prelabel", "box", or "boxes": an imported ParsedCoco's
+        box-only annotations) with the chosen model, loading it first when the worker holds
+        another (or none)."""
         project = self.window.project
         if project is None:
             return
@@ -103,12 +106,17 @@ class ModelRuns(QObject):
         if project is not w.project:
             return  # asked in a folder that has been closed since
         if task == "detect":
+            self.doing = "Pre-labeling"
             w.inference.detect(int(arg))  # type: ignore[call-overload]
         elif task == "box":
             image_id, box, forced = cast("tuple[int, tuple[float, float, float, float], str]", arg)
             self.boxes = {t: asked for t, asked in self.boxes.items() if asked[0] is project}
             self.boxes[w.inference.box_to_mask(image_id, box, forced)] = (project, image_id)
+        elif task == "boxes":
+            self.doing = "Boxes to masks"
+            w.inference.boxes_to_masks(arg)
         else:
+            self.doing = "Pre-labeling"
             w.inference.prelabel_folder(bool(arg))
 
     def _loaded(self, name: str, categories: list, note: str) -> None:
@@ -161,7 +169,7 @@ class ModelRuns(QObject):
         bar.setValue(done)
         eta = f", {left:.0f} s left" if left >= 0 else ""
         self.window.statusBar().showMessage(
-            f"Pre-labeling: {done} / {total}, {rate:.2f} images/s{eta}"
+            f"{self.doing}: {done} / {total}, {rate:.2f} images/s{eta}"
         )
 
     def _failed(self, message: str) -> None:

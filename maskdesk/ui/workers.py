@@ -1,6 +1,7 @@
 """The inference worker: a QObject living in its own QThread that owns the loaded model and
-the worker's own project connection, runs Detect and Pre-label folder through core.prelabel,
-and reports everything (progress, stored images, errors) as signals.
+the worker's own project connection, runs Detect and Pre-label folder through core.prelabel
+and an imported file's box-only annotations through inference.box_masks, and reports
+everything (progress, stored images, errors) as signals.
 
 torch is imported only inside the worker's slots, so importing this module costs no torch.
 Only signals cross threads, except `cancel()`, a thread-safe plain method that works while
@@ -18,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
@@ -36,6 +37,7 @@ from maskdesk.core.prelabel import (
 from maskdesk.core.project import ImageRecord, Project
 
 if TYPE_CHECKING:
+    from maskdesk.core.coco_read import ParsedCoco
     from maskdesk.inference.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ class InferenceWorker(QObject):
     progress = Signal(int, int, float, float)  # done, total, images/s, seconds left or -1
     imageStored = Signal(int)  # image id whose result (instances or failure) is stored
     imageFailed = Signal(int, str)  # image id, reason (also stored as the image's status)
-    finished = Signal(str, object)  # summary line, PrelabelReport
+    finished = Signal(str, object)  # summary line, PrelabelReport (or BoxMaskReport)
     failed = Signal(str)  # message for the user; the worker stays usable
     busyChanged = Signal(bool)  # True when a task starts, False when it ends (any outcome)
     # image id, instances (model category ids), model category names by id, forced class name,
@@ -217,6 +219,40 @@ class InferenceWorker(QObject):
             self.boxMasked.emit(image_id, instances, names, forced, ticket)
         except Exception as exc:
             self._report_error("Box to mask", exc)
+
+    @Slot(object)
+    @Slot(object, int)
+    def boxes_to_masks(self, coco: object, ticket: int = 0) -> None:
+        """Masks for the box-only annotations of an imported file (a ParsedCoco), stored as
+        pending instances image by image (`imageStored`, `progress`); Cancel stops between
+        images and keeps what is stored. Ends with `finished` and a BoxMaskReport."""
+        ticket = ticket or self.ticket()
+        self.busyChanged.emit(True)
+        try:
+            from maskdesk.inference.box_masks import BoxMaskReport, boxes_to_masks
+
+            project, predictor = self._project, self._predictor
+            if project is None:
+                raise MaskdeskError("No folder is open: open a folder of images first.")
+            if predictor is None:
+                raise ModelError("No model is loaded: choose one in the Model menu first.")
+            self._picture = None  # the box tool's image: its features go with the first box
+            if self._cancelled(ticket):
+                report = BoxMaskReport(cancelled=True)
+            else:
+                report = boxes_to_masks(
+                    project,
+                    cast("ParsedCoco", coco),
+                    predictor,
+                    progress=self._on_progress,
+                    cancel=lambda: self._cancelled(ticket),
+                    on_stored=lambda record: self.imageStored.emit(record.id),
+                )
+            self.finished.emit(report.line(), report)
+        except Exception as exc:
+            self._report_error("Boxes to masks", exc)
+        finally:
+            self.busyChanged.emit(False)
 
     @Slot(int)
     def keep_only(self, image_id: int) -> None:
@@ -440,6 +476,7 @@ class InferenceThread(QObject):
     _detect = Signal(int, int)
     _prelabel = Signal(bool, int)
     _boxToMask = Signal(int, object, str, int)
+    _boxesToMasks = Signal(object, int)
     _keepOnly = Signal(int)
     _shutdown = Signal()
 
@@ -456,6 +493,7 @@ class InferenceThread(QObject):
         self._detect.connect(self.worker.detect)
         self._prelabel.connect(self.worker.prelabel_folder)
         self._boxToMask.connect(self.worker.box_to_mask)
+        self._boxesToMasks.connect(self.worker.boxes_to_masks)
         self._keepOnly.connect(self.worker.keep_only)
         self._shutdown.connect(self.worker.shutdown)
         for name in _REPEATED:
@@ -494,6 +532,10 @@ class InferenceThread(QObject):
         ticket = self.worker.ticket()
         self._boxToMask.emit(image_id, box, forced, ticket)
         return ticket
+
+    def boxes_to_masks(self, coco: object) -> None:
+        """Masks for an imported file's box-only annotations (a ParsedCoco)."""
+        self._boxesToMasks.emit(coco, self.worker.ticket())
 
     def keep_only(self, image_id: int) -> None:
         """Box to mask keeps one image's features: free them once the person leaves it."""

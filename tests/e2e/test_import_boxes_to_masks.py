@@ -126,3 +126,59 @@ def test_without_the_flag_the_summary_says_how(tmp_path: Path) -> None:
     assert f"{n_boxes} box-only annotations (no mask): add --boxes-to-masks" in out
     with Project.open(folder) as project:
         assert all(not project.instances(r.id) for r in project.images())
+
+
+def test_an_image_of_another_size_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    folder = tmp_path / "shapes"
+    names = write_folder(folder, 2, SEED, shapes.CLASSES)
+    coco = tmp_path / "boxes.json"
+    truth = _detection_file(folder, names, coco)
+    data = json.loads(coco.read_text())
+    wrong = data["images"][0]
+    wrong["width"] += 10  # the file says another size than the picture on disk has
+    coco.write_text(json.dumps(data))
+
+    code, out = _run(
+        ["import", str(folder), str(coco), "--boxes-to-masks", "--model", str(FIXTURE)]
+    )
+    assert code != 0, out  # the import refuses the image too
+    n_right = len(truth[names[1]])
+    assert f"{n_right} boxes made into masks on 1 images (pending review)" in out
+    assert (
+        f"skipped: {names[0]}: {len(truth[names[0]])} boxes, size differs from the image on "
+        f"disk: file says {wrong['width']}x{wrong['height']}" in out
+    ), out
+    with Project.open(folder) as project:
+        counts = [len(project.instances(project.image_by_path(n).id)) for n in names]  # type: ignore[union-attr]
+    assert counts == [0, n_right]
+
+
+def test_cancel_stops_between_images_and_keeps_what_is_stored(tmp_path: Path) -> None:
+    from maskdesk.core.coco_read import parse_coco
+    from maskdesk.core.prelabel import Progress
+    from maskdesk.inference.box_masks import boxes_to_masks, load_box_predictor
+
+    folder = tmp_path / "shapes"
+    names = write_folder(folder, 3, SEED, shapes.CLASSES)
+    coco_path = tmp_path / "boxes.json"
+    truth = _detection_file(folder, names, coco_path)
+    steps: list[Progress] = []
+    stored: list[str] = []
+    predictor = load_box_predictor(str(FIXTURE), device="cpu")
+    err = io.StringIO()
+    with Project.open(folder) as project, contextlib.redirect_stderr(err):
+        report = boxes_to_masks(
+            project,
+            parse_coco(coco_path),
+            predictor,
+            progress=steps.append,
+            cancel=lambda: any(s.done >= 1 for s in steps),  # Cancel during the first image
+            on_stored=lambda record: stored.append(record.path),
+        )
+        counts = [len(project.instances(project.image_by_path(n).id)) for n in names]  # type: ignore[union-attr]
+    assert err.getvalue() == ""  # with a progress callback, no progress bar on stderr
+    assert report.cancelled and "cancelled" in report.summary() and "cancelled" in report.line()
+    assert (report.images, report.made) == (1, len(truth[names[0]]))
+    assert stored == [names[0]]
+    assert [(s.done, s.total) for s in steps] == [(0, 3), (1, 3)]
+    assert counts == [len(truth[names[0]]), 0, 0]
