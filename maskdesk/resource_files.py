@@ -1,4 +1,5 @@
-"""The files shipped with maskdesk: sample photos, the application icon, the .desktop entry.
+"""The files shipped with maskdesk: sample photos, the application icon, the toolbar icons
+(Lucide, with their licence; see ui/icons.py), the .desktop entry.
 
 They are the package data of `maskdesk.resources` (the repository's top-level `resources/`
 folder, mapped into the package by pyproject.toml) and are found through importlib.resources,

@@ -70,6 +70,12 @@ Copyright: NASA, SpaceX, Stefan van der Walt, Rachel Michetti
 License: public-domain and CC0-1.0
  See /opt/maskdesk/_internal/maskdesk/resources/samples/LICENSE.md.
 
+Files: {lucide}
+Copyright: Lucide Icons and Contributors; Cole Bemis (the icons derived from Feather)
+License: ISC and Expat
+ The toolbar icons, Lucide's. See
+ /opt/maskdesk/_internal/maskdesk/resources/icons/LICENSE.
+
 License: Expat
 {expat}
 """
@@ -179,6 +185,13 @@ def _depends(stage: Path) -> str:
     return match.group(1)
 
 
+def _toolbar_icons() -> str:
+    """The Lucide icons as installed (every SVG of resources/icons/ but the app's own), one
+    per continuation line of a Files field."""
+    names = sorted(p.name for p in (RESOURCES / "icons").glob("*.svg") if p.name != "maskdesk.svg")
+    return "\n ".join(f"opt/maskdesk/_internal/maskdesk/resources/icons/{n}" for n in names)
+
+
 def build_deb(
     bundle: Path,
     out_dir: Path,
@@ -205,7 +218,9 @@ def build_deb(
     expat = (RESOURCES / "licenses" / "maskdesk.txt").read_text(encoding="utf-8")
     expat_body = expat.split("\n\n", 2)[2]  # the licence text after its title and copyright
     doc.mkdir(parents=True)
-    (doc / "copyright").write_text(COPYRIGHT.format(expat=_as_control_text(expat_body)))
+    (doc / "copyright").write_text(
+        COPYRIGHT.format(expat=_as_control_text(expat_body), lucide=_toolbar_icons())
+    )
     (doc / "README.Debian").write_text(README_DEBIAN)
     _gzip(CHANGELOG.format(version=version, maintainer=MAINTAINER), doc / "changelog.gz")
     _normalise_modes(stage)

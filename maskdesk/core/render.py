@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -71,6 +71,24 @@ def instance_color(index: int) -> tuple[int, int, int]:
     CIEDE2000 colour difference of at least 15.
     """
     return _PALETTE[index % len(_PALETTE)]
+
+
+def distinct_colors(ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
+    """Colours for one image's instances, by id: each keeps `instance_color(id)` unless an
+    instance of a smaller id took that colour, then it takes the next free one, so no two
+    share a colour while there are at most 32 (beyond, colours repeat). Adding an instance
+    (a larger id) never changes the others' colours."""
+    taken: set[int] = set()
+    out: dict[int, tuple[int, int, int]] = {}
+    size = len(_PALETTE)
+    for key in sorted(set(ids)):
+        slot = key % size
+        if len(taken) < size:
+            while slot in taken:
+                slot = (slot + 1) % size
+            taken.add(slot)
+        out[key] = _PALETTE[slot]
+    return out
 
 
 def _quantised(opacity: float) -> float:

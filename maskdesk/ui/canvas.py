@@ -34,7 +34,7 @@ from PySide6.QtWidgets import QWidget
 
 from maskdesk.core.instances import Instance
 from maskdesk.core.render import instance_color
-from maskdesk.ui.labels import draw_message, lay_out, paint_label
+from maskdesk.ui.labels import draw_message, label_texts, lay_out, paint_label
 from maskdesk.ui.overlay_cache import Color, OverlayCache, OverlayEntry, cosmetic_pen
 from maskdesk.ui.tools import Tool
 
@@ -281,6 +281,8 @@ class Canvas(QWidget):
         self.viewChanged.emit()
 
     def pan_by(self, dx: float, dy: float) -> None:
+        if not (dx or dy):
+            return  # a middle click that did not move leaves the view fitted to the widget
         self._offset += QPointF(dx, dy)
         self._fitted = False
         self.update()
@@ -312,10 +314,6 @@ class Canvas(QWidget):
                 best, best_area = self._keys[i], area
         return best
 
-    def _label_text(self, inst: Instance) -> str:
-        name = self._names.get(inst.category_id, str(inst.category_id))
-        return name if inst.score is None else f"{name} {inst.score:.2f}"
-
     def _layout_labels(self, shown: list[int]) -> dict[int, tuple[QRectF, str]]:
         """Label rects (widget coordinates) and texts for the shown instances in view."""
         key = (*self._view_key(), self._doc_version, tuple(shown), tuple(self._selection))
@@ -340,7 +338,8 @@ class Canvas(QWidget):
             box = QRectF(
                 self.image_to_widget(QPointF(x0, y0)), self.image_to_widget(QPointF(x1, y1))
             )
-            entries.append((self._keys[i], box, self._label_text(inst)))
+            name = self._names.get(inst.category_id, str(inst.category_id))
+            entries.append((self._keys[i], box, label_texts(name, inst.score)))
         return lay_out(entries, QFontMetricsF(self.font()), QRectF(self.rect()))
 
     def label_rects(self) -> dict[int, QRectF]:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QComboBox, QInputDialog, QLabel, QMenu, QSpinBox, 
 from maskdesk.core import mask_ops
 from maskdesk.core.instances import Instance, Origin, Review
 from maskdesk.core.masks import CropMask
+from maskdesk.ui import label_picker
 from maskdesk.ui.commands import (
     AddInstances,
     Command,
@@ -87,8 +88,12 @@ class Editor(QObject):
         self.class_chooser.setEditable(True)
         self.class_chooser.setMinimumContentsLength(12)
         self.class_chooser.setToolTip(
-            "Class of new instances (brush, polygon, Shift+box); type a new name to add one"
+            "Class of new instances (brush, polygon, Shift+box); type a new name to add one. "
+            "Left empty, the window asks after each drawing until one is chosen."
         )
+        line = self.class_chooser.lineEdit()
+        if line is not None:
+            line.setPlaceholderText("ask when I draw")
         bar.addWidget(self.class_chooser)
         bar.addSeparator()
         for name in (
@@ -131,25 +136,31 @@ class Editor(QObject):
             tools_menu.addAction(a[name])
 
     def fill_classes(self, names: Sequence[str]) -> None:
-        """The project's class names in the chooser, keeping what is typed or chosen."""
+        """The project's class names in the chooser, keeping what is typed or chosen (none is
+        chosen for the person: an empty box means "ask when I draw")."""
         current = self.class_chooser.currentText()
         self.class_chooser.blockSignals(True)
         self.class_chooser.clear()
         self.class_chooser.addItems(sorted(names))
-        self.class_chooser.setCurrentText(current or (sorted(names)[0] if names else ""))
+        self.class_chooser.setCurrentText(current)
         self.class_chooser.blockSignals(False)
 
-    def class_name(self) -> str:
-        """The class for new instances: the chooser's text, else the selection's, else
-        DEFAULT_CLASS."""
+    def class_name(self) -> str | None:
+        """The class for new instances: the chooser's text; when it is empty, the person is
+        asked (label_picker) and the answer fills the chooser. None when they cancel."""
         text = self.class_chooser.currentText().strip()
         if text:
             return text
-        chosen = self.window.selected_instances()
-        project = self.window.project
-        if chosen and project is not None:
-            return project.categories.name(chosen[0].category_id)
-        return DEFAULT_CLASS
+        w = self.window
+        if w.project is None:
+            return None
+        names = [c.name for c in w.project.categories]
+        chosen = w.selected_instances()
+        suggestion = w.project.categories.name(chosen[0].category_id) if chosen else ""
+        answer = label_picker.ask(w, names, suggestion)
+        if answer:
+            self.class_chooser.setCurrentText(answer)
+        return answer
 
     def use(self, name: str) -> None:
         """Make `name` the canvas's tool (select, box, brush, eraser, polygon)."""
@@ -186,16 +197,19 @@ class Editor(QObject):
     def _tell(self, text: str) -> None:
         self.window.statusBar().showMessage(text)
 
-    def _new_instance(self, mask: CropMask, name: str) -> Instance | None:
-        """A person's instance of class `name` (created when new); None, with the reason on
-        the status bar, when the project refuses that name (the drawing stays on screen)."""
+    def _new_instance(
+        self, mask: CropMask, name: str, score: float | None = None
+    ) -> Instance | None:
+        """A person's instance of class `name` (created when new), with the model's score when
+        the model drew it; None, with the reason on the status bar, when the project refuses
+        that name (the drawing stays on screen)."""
         assert self.window.project is not None
         try:
             category = self.window.project.add_category(name)
         except ValueError as exc:
             self._tell(f"Not added: {exc}. Choose another class in the toolbar and draw again.")
             return None
-        return Instance(category.id, mask, origin=Origin.HUMAN, review=Review.ACCEPTED)
+        return Instance(category.id, mask, score=score, origin=Origin.HUMAN, review=Review.ACCEPTED)
 
     def _add(self, instances: list[Instance | None], text: str) -> None:
         w = self.window
@@ -253,8 +267,13 @@ class Editor(QObject):
             self._edit([(chosen[0], mask)], "Brush")
             return
         mask = mask_ops.stroke(points, radius, width, height)
-        if not mask.is_empty():
-            self._add([self._new_instance(mask, self.class_name())], "Brush new instance")
+        if mask.is_empty():
+            return
+        name = self.class_name()
+        if name is None:
+            self._tell("Not added: no class chosen. Choose one in the toolbar and draw again.")
+            return
+        self._add([self._new_instance(mask, name)], "Brush new instance")
 
     def polygon_done(self, points: list[Point]) -> None:
         size = self._size()
@@ -264,8 +283,11 @@ class Editor(QObject):
         if mask.is_empty():
             self._tell("The polygon covers no pixel centre; nothing was added.")
             return
-        instance = self._new_instance(mask, self.class_name())
+        name = self.class_name()
+        instance = None if name is None else self._new_instance(mask, name)
         if instance is None:
+            if name is None:
+                self._tell("Not added: no class chosen. Press Enter to be asked again.")
             # Kept on the canvas: Enter adds it once another class is chosen.
             self.polygon_tool.points = list(points)
             self.polygon_tool.changed.emit()
@@ -286,7 +308,14 @@ class Editor(QObject):
         if box[2] - box[0] < 1.0 or box[3] - box[1] < 1.0:  # under a pixel inside: a slip
             self._tell("The box is outside the picture; nothing was asked.")
             return
-        w.box_to_mask(w.image_id, box, self.class_name() if keep_class else "")
+        forced = ""
+        if keep_class:
+            name = self.class_name()
+            if name is None:
+                self._tell("No class chosen: nothing was asked.")
+                return
+            forced = name
+        w.box_to_mask(w.image_id, box, forced)
 
     def box_masked(self, image_id: int, instances: list, names: dict, forced: str) -> None:
         """The model's answer to a box drawn in this folder: add it as a person's instance of
@@ -300,7 +329,7 @@ class Editor(QObject):
                 self._tell("The model found no mask in that box; draw it with the brush.")
                 continue
             name = forced or names.get(inst.category_id, DEFAULT_CLASS)
-            new = self._new_instance(inst.mask, name)
+            new = self._new_instance(inst.mask, name, inst.score)
             if new is None:
                 continue  # the name was refused, and the status bar says why
             made.append(new)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 import maskdesk
+from maskdesk.core.project import ImageStatus
 from maskdesk.ui.canvas import WHEEL_STEP
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ MOUSE = (
     ("Brush / Eraser tool: drag", "Paint on, or erase from, the selected instance"),
     ("Polygon tool: clicks", "Add points; a double click or a click on the first one closes"),
     ("Table: double-click a class", "Relabel the instance"),
-    ("Table: check box", "Show or hide the instance"),
+    ("Table: check box", "Show or hide the instance (a rejected one stays unticked)"),
 )
 
 NOTES = (
@@ -47,6 +48,7 @@ NOTES = (
     "here too; A accepts the selected instance (it is not Previous image).\n"
     "On the canvas a dashed outline is an instance still to review; a solid one is decided "
     "(accepted, drawn or hidden by a person).\n"
+    "With the toolbar's class box empty, the window asks for the class after you draw.\n"
     "Every edit is saved as it is made: Ctrl+S only says where."
 )
 
@@ -131,10 +133,18 @@ def connect(window: MainWindow) -> None:
 
 def image_note(record: ImageRecord, instances: list[Instance], rows: int, min_score: float) -> str:
     """The status line of the image shown: `rows` is what the instance table lists now."""
+    size = f"{record.width}x{record.height}, " if record.width and record.height else ""
+    reason = f" ({record.reason})" if record.reason else ""
+    if not instances:
+        empty = {
+            ImageStatus.NEW: "no instances yet: Detect (Ctrl+D) runs the model on it",
+            ImageStatus.PRELABELED: "the model found no instances",
+            ImageStatus.REVIEWED: "no instances, reviewed",
+        }
+        return f"{record.path}: {size}{empty.get(record.status, record.status.value)}{reason}"
     return (
-        f"{record.path}: {record.width}x{record.height}, {rows} shown of {len(instances)} "
-        f"instances at score ≥ {min_score:.2f}, {record.status.value}"
-        + (f" ({record.reason})" if record.reason else "")
+        f"{record.path}: {size}{rows} shown of {len(instances)} "
+        f"instances at score ≥ {min_score:.2f}, {record.status.value}{reason}"
     )
 
 

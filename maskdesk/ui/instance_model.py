@@ -23,7 +23,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from maskdesk.core.instances import Instance, Origin, Review
-from maskdesk.core.render import instance_color
+from maskdesk.core.render import distinct_colors, instance_color
 
 COLUMNS = ("", "", "Class", "Score", "Origin", "Review")
 VISIBLE, SWATCH, CLASS, SCORE, ORIGIN, REVIEW = range(len(COLUMNS))
@@ -36,8 +36,19 @@ Index = QModelIndex | QPersistentModelIndex
 _DISPLAY, _EDIT = int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.EditRole)
 _CHECK, _DECORATION = int(Qt.ItemDataRole.CheckStateRole), int(Qt.ItemDataRole.DecorationRole)
 _TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
 _ANSWERED = frozenset(
-    {_DISPLAY, _EDIT, _CHECK, _DECORATION, _TOOLTIP, InstanceIdRole, SortRole, ShownAtAnyScoreRole}
+    {
+        _DISPLAY,
+        _EDIT,
+        _CHECK,
+        _DECORATION,
+        _TOOLTIP,
+        _FOREGROUND,
+        InstanceIdRole,
+        SortRole,
+        ShownAtAnyScoreRole,
+    }
 )
 _ENABLED = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 _FLAGS = {
@@ -46,9 +57,13 @@ _FLAGS = {
 }
 
 
-def color_of(instance: Instance) -> tuple[int, int, int]:
-    """The instance's colour everywhere (canvas, table): fixed by its id."""
-    return instance_color(instance.id or 0)
+_REJECTED_TEXT = QColor(140, 140, 140)
+
+
+def colors_for(instances: Iterable[Instance]) -> dict[int, tuple[int, int, int]]:
+    """One image's instance colours by id, the same on the canvas and in the table: no two
+    alike while the image has at most 32 instances (core.render.distinct_colors)."""
+    return distinct_colors(i.id for i in instances if i.id is not None)
 
 
 class InstanceTableModel(QAbstractTableModel):
@@ -61,6 +76,7 @@ class InstanceTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._rows: list[Instance] = []
         self._names: dict[int, str] = {}
+        self._colors: dict[int, tuple[int, int, int]] = {}
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -69,6 +85,7 @@ class InstanceTableModel(QAbstractTableModel):
         self.beginResetModel()
         self._rows = list(instances)
         self._names = dict(names)
+        self._colors = colors_for(self._rows)
         self.endResetModel()
 
     def update_instances(self, instances: Sequence[Instance], names: Mapping[int, str]) -> bool:
@@ -116,6 +133,8 @@ class InstanceTableModel(QAbstractTableModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
+        if index.column() == VISIBLE and self._rows[index.row()].review is Review.REJECTED:
+            return _ENABLED  # a rejected instance is not shown; ticking would not show it
         return _FLAGS.get(index.column(), _ENABLED)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -150,10 +169,16 @@ class InstanceTableModel(QAbstractTableModel):
             return inst.id
         if role == ShownAtAnyScoreRole:
             return inst.score is None or inst.review is Review.ACCEPTED
+        rejected = inst.review is Review.REJECTED
         if role == _CHECK and column == VISIBLE:
-            return Qt.CheckState.Checked if inst.visible else Qt.CheckState.Unchecked
+            shown = inst.visible and not rejected
+            return Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked
+        if role == _FOREGROUND and rejected:
+            return _REJECTED_TEXT
+        if role == _TOOLTIP and rejected and column in (VISIBLE, REVIEW):
+            return "Rejected: not shown and not exported. Accept it (A) or undo to bring it back."
         if role == _DECORATION and column == SWATCH:
-            return QColor(*color_of(inst))
+            return QColor(*self._colors.get(inst.id or 0, instance_color(inst.id or 0)))
         if role == SortRole:
             if column == SCORE:
                 return -1.0 if inst.score is None else inst.score

@@ -8,7 +8,7 @@ another one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from PySide6.QtCore import QRectF, QSizeF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter
@@ -17,6 +17,7 @@ from maskdesk.core.render import text_color
 
 MAX_SHIFTS = 8
 LABEL_PAD = 2.0
+MIN_LABEL_ROOM = 140.0  # px a label may take beside a small object
 
 
 def _fits(rect: QRectF, bounds: QRectF, placed: list[QRectF]) -> bool:
@@ -60,18 +61,30 @@ def place_labels(
     return result
 
 
+def label_texts(name: str, score: float | None) -> tuple[str, ...]:
+    """An instance's label choices, longest first: with its score, then the name alone."""
+    return (name,) if score is None else (f"{name} {score:.2f}", name)
+
+
 def lay_out(
-    entries: Iterable[tuple[int, QRectF, str]], metrics: QFontMetricsF, bounds: QRectF
+    entries: Iterable[tuple[int, QRectF, str | Sequence[str]]],
+    metrics: QFontMetricsF,
+    bounds: QRectF,
 ) -> dict[int, tuple[QRectF, str]]:
-    """Label rect and (elided) text for (key, box, text) entries, best spots first."""
+    """Label rect and text for (key, box, text) entries, best spots first. A text may be a
+    list of choices, longest first ("name score", "name"): the first that fits is used, and
+    only the last is ever cut short ("triangle 0...." read as a class name that was cut)."""
     requests = []
     texts: dict[int, str] = {}
-    for key, box, full_text in entries:
+    for key, box, choices in entries:
         if not box.intersects(bounds):
             continue
-        # Small beside the object: never wider than the box, or 60 px for tiny ones.
-        room = max(box.width(), 60.0) - 2 * LABEL_PAD
-        text = metrics.elidedText(full_text, Qt.TextElideMode.ElideRight, room)
+        options = [choices] if isinstance(choices, str) else list(choices)
+        # Labels may be wider than a small object: placement keeps them apart.
+        room = max(box.width(), MIN_LABEL_ROOM) - 2 * LABEL_PAD
+        text = next((t for t in options if metrics.horizontalAdvance(t) <= room), None)
+        if text is None:
+            text = metrics.elidedText(options[-1], Qt.TextElideMode.ElideRight, room)
         size = QSizeF(
             metrics.horizontalAdvance(text) + 2 * LABEL_PAD, metrics.height() + 2 * LABEL_PAD
         )

@@ -20,27 +20,22 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
 )
-from PySide6.QtGui import QCloseEvent, QKeyEvent
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
     QLineEdit,
     QListView,
     QMainWindow,
     QMenu,
     QProgressBar,
-    QSlider,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from maskdesk.core.instances import Instance, Review
 from maskdesk.core.project import ImageStatus, Project
+from maskdesk.ui import icons
 from maskdesk.ui.actions import make_actions
 from maskdesk.ui.canvas import Canvas
 from maskdesk.ui.commands import (
@@ -63,13 +58,10 @@ from maskdesk.ui.image_list_model import (
 )
 from maskdesk.ui.instance_model import (
     CLASS,
-    SCORE,
-    ClassEditor,
     InstanceIdRole,
-    InstanceProxy,
-    InstanceTableModel,
-    color_of,
+    colors_for,
 )
+from maskdesk.ui.instance_panel import InstancePanel
 from maskdesk.ui.menus import build_menus, file_actions
 from maskdesk.ui.model_runs import ModelRuns
 from maskdesk.ui.picture_loader import PictureLoader
@@ -79,15 +71,7 @@ from maskdesk.ui.workers import InferenceThread
 DEFAULT_SCORE = 0.5
 WATCH_MS = 1000  # how often the window looks for writes by other programs
 UI_BUSY_S = 0.02  # how long an edit may wait for another program's write: about a frame
-
-
-def _slider(name: str, value: int, tip: str) -> QSlider:
-    slider = QSlider(Qt.Orientation.Horizontal)
-    slider.setObjectName(name)
-    slider.setRange(0, 100)
-    slider.setValue(value)
-    slider.setToolTip(tip)
-    return slider
+MIN_LIST_HEIGHT, MIN_CANVAS, MIN_TABLE_WIDTH = 110, (240, 180), 220
 
 
 class MainWindow(QMainWindow):
@@ -110,6 +94,7 @@ class MainWindow(QMainWindow):
         self._build_widgets()
         build_menus(self)
         self.editor = Editor(self)
+        icons.apply(self)  # both toolbars are built now
         self.inference = InferenceThread(self)
         self.runs = ModelRuns(self)  # the model's requests and answers
         self.pictures = PictureLoader(self)
@@ -141,37 +126,11 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas()
         self.canvas.set_message("Open a folder of images (Ctrl+O)")
 
-        self.instance_model = InstanceTableModel(self)
-        self.instance_proxy = InstanceProxy(self)
-        self.instance_proxy.setSourceModel(self.instance_model)
-        self.instance_table = QTableView()
-        self.instance_table.setObjectName("instanceTable")
-        self.instance_table.setModel(self.instance_proxy)
-        self.instance_table.setSortingEnabled(True)
-        self.instance_table.sortByColumn(SCORE, Qt.SortOrder.DescendingOrder)
-        self.instance_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.instance_table.verticalHeader().hide()
-        self.instance_table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        header = self.instance_table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(CLASS, QHeaderView.ResizeMode.Stretch)
-        self.class_editor = ClassEditor(parent=self)
-        self.instance_table.setItemDelegateForColumn(CLASS, self.class_editor)
-        self.score_slider = _slider("scoreSlider", 50, "Hide instances below this score")
-        self.opacity_slider = _slider("opacitySlider", 50, "Mask opacity")
-        self.score_label = QLabel()
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(self.instance_table)
-        for label, slider in (
-            (self.score_label, self.score_slider),
-            (QLabel("Opacity"), self.opacity_slider),
-        ):
-            row = QHBoxLayout()
-            row.addWidget(label)
-            row.addWidget(slider)
-            right_layout.addLayout(row)
+        right = InstancePanel(self)
+        self.instance_model, self.instance_proxy = right.model, right.proxy
+        self.instance_table, self.class_editor = right.table, right.class_editor
+        self.score_slider, self.opacity_slider = right.score_slider, right.opacity_slider
+        self.score_label = right.score_label
 
         self.splitter = QSplitter()
         self.splitter.setObjectName("mainSplitter")
@@ -179,6 +138,12 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.canvas)
         self.splitter.addWidget(right)
         self.splitter.setSizes([240, 680, 360])
+        # The window's minimum follows: filters over a thumbnail row, a picture to work on,
+        # the class and score columns and both sliders.
+        self.image_list.setMinimumHeight(MIN_LIST_HEIGHT)
+        self.canvas.setMinimumSize(*MIN_CANVAS)
+        right.setMinimumWidth(MIN_TABLE_WIDTH)
+        self.splitter.setChildrenCollapsible(False)
         self.setCentralWidget(self.splitter)
         self.progress = QProgressBar()
         self.progress.setObjectName("progressBar")
@@ -321,7 +286,7 @@ class MainWindow(QMainWindow):
             self.instance_model.set_instances(instances, names)
         changed = reset or self.instance_model.update_instances(instances, names)
         if canvas and not self.canvas.shows(instances, names):
-            colors = {i.id: color_of(i) for i in instances if i.id}
+            colors = colors_for(instances)
             self.canvas.set_instances(instances, names, colors)
             changed = True
         if changed:
@@ -583,6 +548,14 @@ class MainWindow(QMainWindow):
             self.splitter.restoreState(state)
         self.score_slider.setValue(setting_int(self.settings, "score", 50))
         self.opacity_slider.setValue(setting_int(self.settings, "opacity", 50))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        # A window manager keeps the window at its minimum; without one (a bare X server)
+        # nothing does, and the panels' widgets would overlap: take the minimum back.
+        least = event.size().expandedTo(self.minimumSize())
+        if least != event.size():
+            QTimer.singleShot(0, lambda: self.resize(least))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.runs.may_close():  # a training runs, and the person keeps it

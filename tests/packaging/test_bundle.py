@@ -107,6 +107,10 @@ def test_the_package_puts_files_in_the_standard_places(deb: Path, root: Path) ->
         assert not (internal / package).exists(), package
     assert not [p for p in internal.rglob("*") if p.is_symlink() and not p.exists()]
     assert (internal / "maskdesk/resources/samples/chelsea.jpg").is_file()
+    # The toolbar icons, their licence, and Qt's SVG reader that draws them.
+    assert (internal / "maskdesk/resources/icons/LICENSE").is_file()
+    assert (internal / "maskdesk/resources/icons/folder-open.svg").is_file()
+    assert "libqsvg.so" in present
 
 
 def test_the_installed_launcher_runs_headless_and_windowed(root: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from maskdesk import resource_files
 from maskdesk.resource_files import ICON_SIZES, user_samples
+from maskdesk.ui.icons import ICONS
 from tests.packaging.checks import build_wheel, setuptools_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +57,24 @@ def test_resources_are_found_through_the_package() -> None:
     assert sorted(p.name for p in samples.iterdir() if p.is_file()) == SAMPLE_NAMES
     assert resource_files.resource("maskdesk.desktop").is_file()
     assert resource_files.resource_path("icons", "maskdesk.svg").read_text().startswith("<?xml")
+
+
+def test_the_toolbar_icons_ship_with_their_licence_and_version() -> None:
+    data_dir = ROOT / SETUPTOOLS["package-dir"]["maskdesk.resources"]
+    patterns = SETUPTOOLS["package-data"]["maskdesk.resources"]
+    covered = {p for pattern in patterns for p in data_dir.glob(pattern)}
+    shipped = [resource_files.resource_path("icons", name) for name in sorted(set(ICONS.values()))]
+    licence = resource_files.resource_path("icons", "LICENSE")
+    note = resource_files.resource_path("icons", "README.md").read_text()
+    assert {data_dir / "icons" / p.name for p in [*shipped, licence]} <= covered
+    assert licence.read_text().startswith("ISC License\n\nCopyright (c)")
+    # Every file is Lucide's, of the version the note names (each file's header says which).
+    assert "Lucide 1.87.0" in note
+    for path in shipped:
+        assert path.read_text().startswith("<!-- @license lucide-static v1.87.0 - ISC -->"), path
+    # Only the icons the window uses: none left over from an earlier choice.
+    svgs = {p.name for p in (data_dir / "icons").glob("*.svg")}
+    assert svgs == set(ICONS.values()) | {"maskdesk.svg"}
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -112,9 +131,12 @@ def test_the_wheel_carries_the_resources_and_nothing_of_the_checkout(tmp_path: P
     assert data == sorted(
         [f"maskdesk/resources/samples/{n}" for n in SAMPLE_NAMES]
         + [f"maskdesk/resources/icons/maskdesk-{s}.png" for s in ICON_SIZES]
+        + [f"maskdesk/resources/icons/{n}" for n in sorted(set(ICONS.values()))]
         + [
             "maskdesk/resources/__init__.py",
             "maskdesk/resources/icons/maskdesk.svg",
+            "maskdesk/resources/icons/LICENSE",
+            "maskdesk/resources/icons/README.md",
             "maskdesk/resources/maskdesk.desktop",
             "maskdesk/resources/licenses/THIRD-PARTY.md",
             "maskdesk/resources/licenses/maskdesk.txt",
