@@ -16,7 +16,7 @@ from maskdesk.core.coco_read import BoxOnly, ParsedCoco
 from maskdesk.core.importing import ImportReport, match_images, size_mismatch
 from maskdesk.core.instances import Instance, Origin, Review
 from maskdesk.core.prelabel import Progress
-from maskdesk.core.project import ImageRecord, Project
+from maskdesk.core.project import ImageRecord, ImageStatus, Project
 from maskdesk.inference.predictor import Predictor
 from maskdesk.progress import ProgressBar
 
@@ -157,6 +157,10 @@ def _one_image(
     if not new:
         return False
     project.add_instances(record.id, new)
+    # Pre-labeled, as the import marks an image it gave instances: a Pre-label run leaves it
+    # alone (it would replace these pending masks with the model's own guesses).
+    if project.image(record.id).status is ImageStatus.NEW:
+        project.set_status(record.id, ImageStatus.PRELABELED)
     report.made += len(new)
     report.images += 1
     return True

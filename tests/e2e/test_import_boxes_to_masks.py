@@ -13,7 +13,7 @@ from pycocotools import mask as mask_util
 
 from maskdesk import cli
 from maskdesk.core.instances import Origin, Review
-from maskdesk.core.project import Project
+from maskdesk.core.project import ImageStatus, Project
 from maskdesk.datasets import shapes
 from maskdesk.datasets.reviewing import write_folder
 
@@ -83,6 +83,8 @@ def test_boxes_become_pending_masks_of_the_files_class(tmp_path: Path) -> None:
             assert record is not None
             made = project.instances(record.id)
             assert len(made) == len(truth[name])
+            # Pre-labeled: a Pre-label run (new images only) leaves these masks alone.
+            assert record.status is ImageStatus.PRELABELED
             for instance in made:
                 assert instance.origin is Origin.MODEL and instance.review is Review.PENDING
                 assert instance.score is not None and 0 < instance.score <= 1
