@@ -77,9 +77,11 @@ def _points(shape: dict) -> list[tuple[float, float]]:
 
 def shape_mask(
     shape: dict, width: int, height: int, notes: dict[str, int] | None = None
-) -> np.ndarray:
-    """Full-frame bool mask of one labelme shape, as labelme's `shapes_to_label` draws it.
+) -> CropMask:
+    """The mask of one labelme shape, as labelme's `shapes_to_label` draws it on the frame.
 
+    Drawn on the shape's own box, shifted by whole pixels (the same pixels as on the full
+    frame), so a big photo costs no full-frame buffer per shape.
     Raises SkipShape for shapes without area (lines, points, short polygons, unknown types).
     """
     kind = shape.get("shape_type") or "polygon"
@@ -88,24 +90,35 @@ def shape_mask(
     if kind in _SKIPPED:
         raise SkipShape(f"labelme {kind} shapes (no area)")
     points = _points(shape)
-    canvas = Image.new("L", (width, height))
-    draw = ImageDraw.Draw(canvas)
     if kind in _POLYGONS:
         if len(points) < 3:
             raise SkipShape("labelme polygons with fewer than 3 points")
-        draw.polygon(points, outline=1, fill=1)
+        corners = points
     elif kind == "circle":
         if len(points) != 2:
             raise SkipShape("labelme circles without 2 points")
         (cx, cy), (px, py) = points
         r = math.hypot(cx - px, cy - py)
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
+        corners = [(cx - r, cy - r), (cx + r, cy + r)]
     else:
         raise SkipShape(f"labelme {kind} shapes (not supported)")
-    return np.asarray(canvas, dtype=bool)
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    x0, y0 = max(0, math.floor(min(xs)) - 1), max(0, math.floor(min(ys)) - 1)
+    x1 = min(width, math.ceil(max(xs)) + 2)
+    y1 = min(height, math.ceil(max(ys)) + 2)
+    if x1 <= x0 or y1 <= y0:
+        return CropMask(0, 0, np.zeros((0, 0), dtype=bool))
+    canvas = Image.new("L", (x1 - x0, y1 - y0))
+    draw = ImageDraw.Draw(canvas)
+    if kind == "circle":
+        (ax, ay), (bx, by) = corners
+        draw.ellipse([ax - x0, ay - y0, bx - x0, by - y0], outline=1, fill=1)
+    else:
+        draw.polygon([(x - x0, y - y0) for x, y in points], outline=1, fill=1)
+    return CropMask(x0, y0, np.asarray(canvas, dtype=bool))
 
 
-def _paste_mask(shape: dict, width: int, height: int, notes: dict[str, int] | None) -> np.ndarray:
+def _paste_mask(shape: dict, width: int, height: int, notes: dict[str, int] | None) -> CropMask:
     crop = decode_mask_png(shape["mask"])
     points = _points(shape)
     if len(points) != 2:
@@ -114,13 +127,12 @@ def _paste_mask(shape: dict, width: int, height: int, notes: dict[str, int] | No
     (x1, y1), (x2, y2) = ((int(x), int(y)) for x, y in points)
     if crop.shape != (y2 - y1 + 1, x2 - x1 + 1) and notes is not None:
         _count(notes, MASK_SIZE_NOTE)
-    full = np.zeros((height, width), dtype=bool)
     top, left = max(0, -y1), max(0, -x1)  # the part of the crop inside the image
     bottom = min(crop.shape[0], height - y1)
     right = min(crop.shape[1], width - x1)
-    if bottom > top and right > left:
-        full[y1 + top : y1 + bottom, x1 + left : x1 + right] = crop[top:bottom, left:right]
-    return full
+    if bottom <= top or right <= left:
+        return CropMask(0, 0, np.zeros((0, 0), dtype=bool))
+    return CropMask(x1 + left, y1 + top, np.asarray(crop[top:bottom, left:right], dtype=bool))
 
 
 def decode_mask_png(data: str) -> np.ndarray:
@@ -222,7 +234,7 @@ def _read_file(
         return None
     width, height = _size(folder, name, data)
     image = CocoImage(name, width, height)
-    groups: dict[tuple[str, object], np.ndarray] = {}
+    groups: dict[tuple[str, object], CropMask] = {}
     for index, shape in enumerate(data["shapes"]):
         label = str(shape["label"])
         kind = shape.get("shape_type") or "polygon"
@@ -230,7 +242,7 @@ def _read_file(
             if kind == "rectangle":
                 box = rectangle_box(shape, width, height)
             else:
-                full = shape_mask(shape, width, height, coco.notes)
+                drawn = shape_mask(shape, width, height, coco.notes)
         except SkipShape as skip:
             _count(coco.skipped, str(skip))
             continue
@@ -242,9 +254,9 @@ def _read_file(
         # shapes_to_label: (label, group_id) is one instance; no group_id, a new one
         group = shape.get("group_id")
         key = (label, group if group is not None else ("shape", index))
-        groups[key] = groups[key] | full if key in groups else full
-    for (label, _), full in groups.items():
-        mask = CropMask.from_full(full)
+        groups[key] = groups[key].union(drawn) if key in groups else drawn
+    for (label, _), drawn in groups.items():
+        mask = drawn.tight()
         if mask.is_empty():
             _count(coco.skipped, "empty shapes")
             continue

@@ -103,6 +103,10 @@ class InstanceTableModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
         return bool(changed)
 
+    def colors(self) -> dict[int, tuple[int, int, int]]:
+        """The rows' colours by instance id (`colors_for`), for the canvas to match."""
+        return self._colors
+
     def instance(self, row: int) -> Instance:
         return self._rows[row]
 

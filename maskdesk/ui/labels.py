@@ -82,12 +82,12 @@ def lay_out(
         options = [choices] if isinstance(choices, str) else list(choices)
         # Labels may be wider than a small object: placement keeps them apart.
         room = max(box.width(), MIN_LABEL_ROOM) - 2 * LABEL_PAD
-        text = next((t for t in options if metrics.horizontalAdvance(t) <= room), None)
-        if text is None:
+        fitting = ((t, metrics.horizontalAdvance(t)) for t in options)
+        text, width = next(((t, w) for t, w in fitting if w <= room), ("", 0.0))
+        if not text:
             text = metrics.elidedText(options[-1], Qt.TextElideMode.ElideRight, room)
-        size = QSizeF(
-            metrics.horizontalAdvance(text) + 2 * LABEL_PAD, metrics.height() + 2 * LABEL_PAD
-        )
+            width = metrics.horizontalAdvance(text)
+        size = QSizeF(width + 2 * LABEL_PAD, metrics.height() + 2 * LABEL_PAD)
         requests.append((key, box, size))
         texts[key] = text
     rects = place_labels(requests, bounds)

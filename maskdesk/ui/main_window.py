@@ -59,7 +59,6 @@ from maskdesk.ui.image_list_model import (
 from maskdesk.ui.instance_model import (
     CLASS,
     InstanceIdRole,
-    colors_for,
 )
 from maskdesk.ui.instance_panel import InstancePanel
 from maskdesk.ui.menus import build_menus, file_actions
@@ -286,8 +285,8 @@ class MainWindow(QMainWindow):
             self.instance_model.set_instances(instances, names)
         changed = reset or self.instance_model.update_instances(instances, names)
         if canvas and not self.canvas.shows(instances, names):
-            colors = colors_for(instances)
-            self.canvas.set_instances(instances, names, colors)
+            # The table's colours, made for the same instances just above.
+            self.canvas.set_instances(instances, names, self.instance_model.colors())
             changed = True
         if changed:
             self.select_ids([i for i in selected if any(x.id == i for x in instances)])

@@ -187,7 +187,7 @@ class InferenceWorker(QObject):
         def one_image(project: Project) -> list[ImageRecord]:
             return [project.image(image_id)]
 
-        self._task("Detect", ticket, redo=True, select=one_image)
+        self._task("Detect", lambda: self._predict(ticket, redo=True, select=one_image))
 
     @Slot(bool)
     @Slot(bool, int)
@@ -195,7 +195,7 @@ class InferenceWorker(QObject):
         """Pre-label every image not reviewed; without `redo`, images this model already
         did are skipped, so a second run continues where the first stopped."""
         ticket = ticket or self.ticket()
-        self._task("Pre-label folder", ticket, redo=redo, select=None)
+        self._task("Pre-label folder", lambda: self._predict(ticket, redo=redo, select=None))
 
     @Slot(int, object, str)
     @Slot(int, object, str, int)
@@ -227,32 +227,25 @@ class InferenceWorker(QObject):
         pending instances image by image (`imageStored`, `progress`); Cancel stops between
         images and keeps what is stored. Ends with `finished` and a BoxMaskReport."""
         ticket = ticket or self.ticket()
-        self.busyChanged.emit(True)
-        try:
-            from maskdesk.inference.box_masks import BoxMaskReport, boxes_to_masks
+        self._task("Boxes to masks", lambda: self._boxes(cast("ParsedCoco", coco), ticket))
 
-            project, predictor = self._project, self._predictor
-            if project is None:
-                raise MaskdeskError("No folder is open: open a folder of images first.")
-            if predictor is None:
-                raise ModelError("No model is loaded: choose one in the Model menu first.")
-            self._picture = None  # the box tool's image: its features go with the first box
-            if self._cancelled(ticket):
-                report = BoxMaskReport(cancelled=True)
-            else:
-                report = boxes_to_masks(
-                    project,
-                    cast("ParsedCoco", coco),
-                    predictor,
-                    progress=self._on_progress,
-                    cancel=lambda: self._cancelled(ticket),
-                    on_stored=lambda record: self.imageStored.emit(record.id),
-                )
-            self.finished.emit(report.line(), report)
-        except Exception as exc:
-            self._report_error("Boxes to masks", exc)
-        finally:
-            self.busyChanged.emit(False)
+    def _boxes(self, coco: ParsedCoco, ticket: int) -> None:
+        from maskdesk.inference.box_masks import BoxMaskReport, boxes_to_masks
+
+        project, predictor = self._ready()
+        self._picture = None  # the box tool's image: its features go with the first box
+        if self._cancelled(ticket):
+            report = BoxMaskReport(cancelled=True)
+        else:
+            report = boxes_to_masks(
+                project,
+                coco,
+                predictor,
+                progress=self._on_progress,
+                cancel=lambda: self._cancelled(ticket),
+                on_stored=lambda record: self.imageStored.emit(record.id),
+            )
+        self.finished.emit(report.line(), report)
 
     @Slot(int)
     def keep_only(self, image_id: int) -> None:
@@ -329,21 +322,24 @@ class InferenceWorker(QObject):
                 )
         return ModelFailure(name, cancelled=cancelled, setting=exc.setting)
 
-    def _task(
-        self,
-        what: str,
-        ticket: int,
-        *,
-        redo: bool,
-        select: Callable[[Project], Sequence[ImageRecord]] | None,
-    ) -> None:
+    def _task(self, what: str, run: Callable[[], None]) -> None:
+        """Run a batch task between busyChanged(True) and (False); errors become `failed`."""
         self.busyChanged.emit(True)
         try:
-            self._predict(ticket, redo=redo, select=select)
+            run()
         except Exception as exc:
             self._report_error(what, exc)
         finally:
             self.busyChanged.emit(False)
+
+    def _ready(self) -> tuple[Project, Predictor]:
+        """The open project and the loaded model, or the reason one is missing."""
+        project, predictor = self._project, self._predictor
+        if project is None:
+            raise MaskdeskError("No folder is open: open a folder of images first.")
+        if predictor is None:
+            raise ModelError("No model is loaded: choose one in the Model menu first.")
+        return project, predictor
 
     def _predict(
         self,
@@ -352,11 +348,7 @@ class InferenceWorker(QObject):
         redo: bool,
         select: Callable[[Project], Sequence[ImageRecord]] | None,
     ) -> None:
-        project, predictor = self._project, self._predictor
-        if project is None:
-            raise MaskdeskError("No folder is open: open a folder of images first.")
-        if predictor is None:
-            raise ModelError("No model is loaded: choose one in the Model menu first.")
+        project, predictor = self._ready()
         name = predictor.model_name
         skips = PrelabelReport()
         candidates = select(project) if select is not None else None

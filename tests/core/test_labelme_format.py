@@ -23,6 +23,7 @@ from PIL import Image
 from maskdesk.core.labelme import import_labelme
 from maskdesk.core.labelme_write import export_labelme
 from maskdesk.core.project import Project
+from tests.labelme_docs import stored_masks
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "labelme"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text(encoding="utf-8"))
@@ -48,18 +49,6 @@ def _labelme_folder(tmp_path: Path) -> Path:
         FIXTURE, folder, ignore=shutil.ignore_patterns("*.py", "expected.json", "*.txt")
     )
     return folder
-
-
-def _stored(folder: Path) -> dict[str, list[tuple[str, bytes]]]:
-    with Project.open(folder) as project:
-        names = {c.id: c.name for c in project.categories}
-        return {
-            r.path: sorted(
-                (names[i.category_id], i.mask.to_full(r.width, r.height).tobytes())
-                for i in project.instances(r.id)
-            )
-            for r in project.images()
-        }
 
 
 def _labelme_reads(path: Path) -> list[tuple[str, bytes]]:
@@ -105,7 +94,7 @@ def test_import_equals_labelmes_rasterisation(tmp_path: Path) -> None:
         report, read = import_labelme(project, folder)
     assert read.broken == []
     assert report.instances_added == 9
-    stored = _stored(folder)
+    stored = stored_masks(folder)
     for image in IMAGES:
         # polygons, circles, oriented rectangles: both call ImageDraw.polygon/ellipse, so
         # they are equal under the Pillow that drew the fixture (mask shapes: always, below)
@@ -127,7 +116,7 @@ def test_mask_shapes_pixel_exact_whatever_pillow(tmp_path: Path) -> None:
     folder = _labelme_folder(tmp_path)
     with Project.open(folder) as project:
         import_labelme(project, folder)
-    stored = _stored(folder)
+    stored = stored_masks(folder)
     for image in IMAGES:
         e = EXPECTED[image]
         for entry in e["instances"]:
@@ -150,7 +139,7 @@ def test_export_is_read_by_labelme_as_the_same_pixels(tmp_path: Path) -> None:
         out = tmp_path / "out"
         done = export_labelme(project, out)
     assert done.files == 2 and done.shapes == 9
-    stored = _stored(folder)
+    stored = stored_masks(folder)
     for image, written in (("a.png", out / "a.json"), ("sub/b.png", out / "sub" / "b.json")):
         data = json.loads(written.read_text(encoding="utf-8"))
         assert list(data) == [
@@ -189,7 +178,7 @@ def test_round_trip_pixel_exact(tmp_path: Path) -> None:
     with Project.open(copy) as project:
         report, read = import_labelme(project, copy)
     assert read.broken == [] and report.instances_added == 9
-    assert _stored(copy) == _stored(folder)
+    assert stored_masks(copy) == stored_masks(folder)
 
 
 def _holes_filled(mask: np.ndarray) -> np.ndarray:
@@ -218,7 +207,7 @@ def test_polygon_export_is_exact_but_for_holes(tmp_path: Path) -> None:
     with Project.open(folder) as project:
         import_labelme(project, folder)
         export_labelme(project, tmp_path / "poly", polygons=True)
-    stored = _stored(folder)
+    stored = stored_masks(folder)
     for image, name in (("a.png", "a.json"), ("sub/b.png", "sub/b.json")):
         data = json.loads((tmp_path / "poly" / name).read_text(encoding="utf-8"))
         w, h = data["imageWidth"], data["imageHeight"]

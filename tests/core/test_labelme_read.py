@@ -10,32 +10,7 @@ from PIL import Image, ImageDraw
 
 from maskdesk.core.labelme import encode_mask_png, import_labelme
 from maskdesk.core.project import Project
-
-
-def _labelme(shapes: list[dict], image: str, w: int, h: int) -> dict:
-    # key order as labelme's LabelFile.save writes it
-    return {
-        "version": "5.5.0",
-        "flags": {},
-        "shapes": shapes,
-        "imagePath": image,
-        "imageData": None,
-        "imageHeight": h,
-        "imageWidth": w,
-    }
-
-
-def _shape(label: str, points: list, kind: str, group: int | None = None, **kw: object) -> dict:
-    return {
-        "label": label,
-        "points": points,
-        "group_id": group,
-        "description": "",
-        "shape_type": kind,
-        "flags": {},
-        "mask": None,
-        **kw,
-    }
+from tests.labelme_docs import labelme_doc, shape
 
 
 def test_import_labelme_folder(tmp_path: Path) -> None:
@@ -46,14 +21,14 @@ def test_import_labelme_folder(tmp_path: Path) -> None:
     crop = np.zeros((6, 5), dtype=bool)
     crop[1:4, 2:5] = True
     shapes = [
-        _shape("cat", poly, "polygon"),
-        _shape("dog", [[25, 2], [35, 12]], "rectangle"),
-        _shape("dog", [[30, 20], [34, 25]], "mask", mask=encode_mask_png(crop)),
-        _shape("cat", [[0, 25], [3, 25], [3, 28], [0, 28]], "polygon", 7),
-        _shape("cat", [[10, 25], [13, 25], [13, 28]], "polygon", 7),
-        _shape("cat", [[1, 1], [3, 3]], "line"),
+        shape("cat", poly, "polygon"),
+        shape("dog", [[25, 2], [35, 12]], "rectangle"),
+        shape("dog", [[30, 20], [34, 25]], "mask", mask=encode_mask_png(crop)),
+        shape("cat", [[0, 25], [3, 25], [3, 28], [0, 28]], "polygon", 7),
+        shape("cat", [[10, 25], [13, 25], [13, 28]], "polygon", 7),
+        shape("cat", [[1, 1], [3, 3]], "line"),
     ]
-    (tmp_path / "a.json").write_text(json.dumps(_labelme(shapes, "a.png", w, h)))
+    (tmp_path / "a.json").write_text(json.dumps(labelme_doc(shapes, "a.png", w, h)))
     (tmp_path / "b.json").write_text("{not json")
     with Project.open(tmp_path) as project:
         report, read = import_labelme(project, tmp_path)
@@ -94,13 +69,13 @@ def test_x_anylabeling_and_labelme6_shapes(tmp_path: Path) -> None:
     labelme's shape_to_mask); unknown types and short polygons are skipped, not fatal."""
     quad = [[10.0, 4.0], [20.0, 8.0], [16.0, 16.0], [6.0, 12.0]]
     shapes = [
-        _shape("box", [[5.5, 2], [30, 2], [30, 20.5], [5.5, 20.5]], "rectangle"),
-        _shape("car", quad, "rotation"),
-        _shape("sign", quad, "oriented_rectangle"),
-        _shape("car", [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5], [6, 6], [7, 7], [8, 8]], "cuboid"),
-        _shape("car", [[1, 1], [5, 5]], "polygon"),
+        shape("box", [[5.5, 2], [30, 2], [30, 20.5], [5.5, 20.5]], "rectangle"),
+        shape("car", quad, "rotation"),
+        shape("sign", quad, "oriented_rectangle"),
+        shape("car", [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5], [6, 6], [7, 7], [8, 8]], "cuboid"),
+        shape("car", [[1, 1], [5, 5]], "polygon"),
     ]
-    read = _read(tmp_path, {"a.json": _labelme(shapes, "a.png", 40, 30)})
+    read = _read(tmp_path, {"a.json": labelme_doc(shapes, "a.png", 40, 30)})
     assert read.broken == []
     coco = read.coco
     assert [b.box for b in coco.box_only] == [(5.5, 2.0, 30.0, 20.5)]
@@ -119,11 +94,11 @@ def test_mask_shape_edges(tmp_path: Path) -> None:
     crop = np.ones((4, 5), dtype=bool)
     crop[1, 1] = False
     shapes = [
-        _shape("a", [[37.9, 27.2], [41.9, 30.2]], "mask", mask=encode_mask_png(crop)),
-        _shape("b", [[-2.0, -1.0], [2.0, 2.0]], "mask", mask=encode_mask_png(crop)),
-        _shape("c", [[10.0, 10.0], [20.0, 20.0]], "mask", mask=encode_mask_png(crop)),
+        shape("a", [[37.9, 27.2], [41.9, 30.2]], "mask", mask=encode_mask_png(crop)),
+        shape("b", [[-2.0, -1.0], [2.0, 2.0]], "mask", mask=encode_mask_png(crop)),
+        shape("c", [[10.0, 10.0], [20.0, 20.0]], "mask", mask=encode_mask_png(crop)),
     ]
-    read = _read(tmp_path, {"a.json": _labelme(shapes, "a.png", 40, 30)})
+    read = _read(tmp_path, {"a.json": labelme_doc(shapes, "a.png", 40, 30)})
     assert read.broken == []
     fulls = {
         read.coco.categories[i.category_id - 1].name: i.mask.to_full(40, 30)
@@ -148,12 +123,12 @@ def test_image_path_as_labelme_resolves_it(tmp_path: Path) -> None:
     for name in images:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (40, 30)).save(tmp_path / name)
-    poly = [_shape("cat", [[1, 1], [9, 1], [5, 8]], "polygon")]
+    poly = [shape("cat", [[1, 1], [9, 1], [5, 8]], "polygon")]
     docs: dict[str, dict | str] = {
-        "labels/one.json": _labelme(poly, "..\\sub\\b.png", 40, 30),
-        "two.json": _labelme(poly, "../x/c.png", 40, 30),  # outside: not x/c.png
-        "x/c.json": _labelme(poly, "elsewhere/c.png", 40, 30),  # stem beside it
-        "three.json": _labelme(poly, str(tmp_path / "a.png"), 40, 30),  # absolute, inside
+        "labels/one.json": labelme_doc(poly, "..\\sub\\b.png", 40, 30),
+        "two.json": labelme_doc(poly, "../x/c.png", 40, 30),  # outside: not x/c.png
+        "x/c.json": labelme_doc(poly, "elsewhere/c.png", 40, 30),  # stem beside it
+        "three.json": labelme_doc(poly, str(tmp_path / "a.png"), 40, 30),  # absolute, inside
     }
     read = _read(tmp_path, docs, images)
     assert sorted(i.file_name for i in read.coco.images) == ["a.png", "sub/b.png", "x/c.png"]
@@ -166,17 +141,41 @@ def test_broken_file_adds_nothing(tmp_path: Path) -> None:
     Image.new("RGB", (40, 30)).save(tmp_path / "a.png")
     Image.new("RGB", (40, 30)).save(tmp_path / "b.png")
     bad = [
-        _shape("ghost", [[1, 1], [9, 9]], "rectangle"),
-        _shape("ghost", [[1, 1], [9, 1], [5, 8]], "mask", mask="not base64 png"),
+        shape("ghost", [[1, 1], [9, 9]], "rectangle"),
+        shape("ghost", [[1, 1], [9, 1], [5, 8]], "mask", mask="not base64 png"),
     ]
-    good = _labelme([_shape("cat", [[1, 1], [9, 1], [5, 8]], "polygon")], "b.png", 40, 30)
+    good = labelme_doc([shape("cat", [[1, 1], [9, 1], [5, 8]], "polygon")], "b.png", 40, 30)
     good["imageWidth"] = good["imageHeight"] = None
     read = _read(
         tmp_path,
-        {"a.json": _labelme(bad, "a.png", 40, 30), "b.json": good},
+        {"a.json": labelme_doc(bad, "a.png", 40, 30), "b.json": good},
         ("a.png", "b.png"),
     )
     assert [b.split(":")[0] for b in read.broken] == ["a.json"]
     assert read.coco.box_only == [] and "box only, no mask" not in read.coco.skipped
     assert [c.name for c in read.coco.categories] == ["cat"]
     assert [(i.file_name, i.width, i.height) for i in read.coco.images] == [("b.png", 40, 30)]
+
+
+def test_shapes_drawn_on_their_own_box_equal_labelme_s_full_frame_drawing() -> None:
+    """shape_mask draws on the shape's box shifted by whole pixels (no full-frame buffer per
+    shape on a big photo); the pixels must be those of ImageDraw on the full frame, as
+    labelme's shape_to_mask draws them, also for shapes reaching outside the image."""
+    from maskdesk.core.labelme import shape_mask
+
+    rng = np.random.default_rng(7)
+    w, h = 41, 29
+    for _ in range(300):
+        if rng.random() < 0.7:
+            points = rng.uniform(-8, 48, size=(int(rng.integers(3, 7)), 2)).round(2).tolist()
+            doc = shape("p", points, "polygon")
+            full = Image.new("L", (w, h))
+            ImageDraw.Draw(full).polygon([tuple(p) for p in points], outline=1, fill=1)
+        else:
+            (cx, cy), r = rng.uniform(-5, 45, size=2).round(2), float(rng.uniform(0.3, 12))
+            doc = shape("c", [[cx, cy], [cx + r, cy]], "circle")
+            full = Image.new("L", (w, h))
+            ImageDraw.Draw(full).ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
+        want = np.asarray(full, dtype=bool)
+        got = shape_mask(doc, w, h).to_full(w, h)
+        assert np.array_equal(got, want), doc

@@ -12,23 +12,10 @@ from PIL import Image, ImageDraw
 
 from maskdesk.cli import main
 from maskdesk.core.labelme import encode_mask_png
-from maskdesk.core.project import Project
+from tests.labelme_docs import labelme_doc, shape, stored_masks
 
 W, H = 48, 36
 POLY = [[3.4, 2.2], [30.6, 5.5], [17.1, 27.8], [5.0, 20.3]]
-
-
-def _shape(label: str, points: list, kind: str, group: int | None = None, **kw: object) -> dict:
-    return {
-        "label": label,
-        "points": points,
-        "group_id": group,
-        "description": "",
-        "shape_type": kind,
-        "flags": {},
-        "mask": None,
-        **kw,
-    }
 
 
 def _folder(root: Path) -> Path:
@@ -42,41 +29,21 @@ def _folder(root: Path) -> Path:
     crop[1:6, 2:8] = True
     crop[3, 4] = False  # a hole survives mask shapes
     shapes = [
-        _shape("cat", POLY, "polygon"),
-        _shape("dog", [[35, 2], [45, 12]], "rectangle"),
-        _shape("dog", [[36, 25], [44, 31]], "mask", mask=encode_mask_png(crop)),
-        _shape("cat", [[0, 30], [4, 30], [4, 34], [0, 34]], "polygon", 3),
-        _shape("cat", [[10, 30], [14, 30], [14, 34]], "polygon", 3),
-        _shape("cat", [[20, 30], [22, 32]], "circle"),
-        _shape("cat", [[1, 1], [3, 3]], "line"),
-        _shape("cat", [[5, 5]], "point"),
+        shape("cat", POLY, "polygon"),
+        shape("dog", [[35, 2], [45, 12]], "rectangle"),
+        shape("dog", [[36, 25], [44, 31]], "mask", mask=encode_mask_png(crop)),
+        shape("cat", [[0, 30], [4, 30], [4, 34], [0, 34]], "polygon", 3),
+        shape("cat", [[10, 30], [14, 30], [14, 34]], "polygon", 3),
+        shape("cat", [[20, 30], [22, 32]], "circle"),
+        shape("cat", [[1, 1], [3, 3]], "line"),
+        shape("cat", [[5, 5]], "point"),
     ]
-    doc = {
-        "version": "5.5.0",
-        "flags": {},
-        "shapes": shapes,
-        "imagePath": "a.png",
-        "imageData": None,
-        "imageHeight": H,
-        "imageWidth": W,
-    }
+    doc = labelme_doc(shapes, "a.png", W, H)
     (root / "a.json").write_text(json.dumps(doc, indent=2))
-    doc2 = dict(doc, shapes=[_shape("bird", POLY, "polygon")], imagePath="..\\sub\\b.png")
+    doc2 = dict(doc, shapes=[shape("bird", POLY, "polygon")], imagePath="..\\sub\\b.png")
     (root / "sub" / "b.json").write_text(json.dumps(doc2))  # matched by stem
     (root / "c.json").write_text('{"version": "5.5.0", "shapes": [')
     return root
-
-
-def _masks(folder: Path) -> dict[str, list[tuple[str, bytes]]]:
-    with Project.open(folder) as project:
-        names = {c.id: c.name for c in project.categories}
-        return {
-            r.path: sorted(
-                (names[i.category_id], np.packbits(i.mask.to_full(r.width, r.height)).tobytes())
-                for i in project.instances(r.id)
-            )
-            for r in project.images()
-        }
 
 
 def test_import_labelme_folder(tmp_path: Path, capsys) -> None:
@@ -84,7 +51,7 @@ def test_import_labelme_folder(tmp_path: Path, capsys) -> None:
     assert main(["import", str(folder), "--labelme"]) == 1  # c.json is broken
     err = capsys.readouterr().err
     assert "c.json" in err and "box only, no mask" in err
-    masks = _masks(folder)
+    masks = stored_masks(folder, packed=True)
     assert [n for n, _ in masks["a.png"]] == ["cat", "cat", "cat", "dog"]
     assert [n for n, _ in masks["sub/b.png"]] == ["bird"]
     ref = Image.new("L", (W, H))
@@ -93,7 +60,7 @@ def test_import_labelme_folder(tmp_path: Path, capsys) -> None:
     assert ("cat", want) in masks["a.png"] and ("bird", want) in masks["sub/b.png"]
     # importing again adds nothing
     main(["import", str(folder), "--labelme"])
-    assert _masks(folder) == masks
+    assert stored_masks(folder, packed=True) == masks
 
 
 def test_export_import_round_trip(tmp_path: Path) -> None:
@@ -116,7 +83,7 @@ def test_export_import_round_trip(tmp_path: Path) -> None:
     assert {s["shape_type"] for s in data["shapes"]} == {"mask"}
     assert (copy / data["imagePath"]).resolve() == (folder / "a.png").resolve()
     assert main(["import", str(copy), "--labelme"]) == 0
-    assert _masks(copy) == _masks(folder)
+    assert stored_masks(copy, packed=True) == stored_masks(folder, packed=True)
 
 
 def test_export_polygons_hole_free(tmp_path: Path) -> None:
@@ -132,7 +99,7 @@ def test_export_polygons_hole_free(tmp_path: Path) -> None:
     shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.json", ".maskdesk"))
     shutil.copy(out / "a.json", copy / "a.json")
     main(["import", str(copy), "--labelme"])
-    src, back = _masks(folder)["a.png"], _masks(copy)["a.png"]
+    src, back = stored_masks(folder, packed=True)["a.png"], stored_masks(copy, packed=True)["a.png"]
     assert len(back) == len(src)
     # the polygon (no hole) comes back exactly; the mask with a hole does not
     assert [m for m in src if m[0] == "cat"][0] in back
@@ -149,7 +116,7 @@ def test_cli_on_files_written_by_labelme(tmp_path: Path, capsys) -> None:
     assert main(["import", str(folder), "--labelme"]) == 0
     err = capsys.readouterr().err
     assert "1 box-only annotations" in err  # the rectangle
-    masks = _masks(folder)
+    masks = stored_masks(folder, packed=True)
     assert [n for n, _ in masks["a.png"]] == ["ball", "cat", "cat", "dog", "sign"]
     assert [n for n, _ in masks["sub/b.png"]] == ["cat", "dog", "dog", "vögel"]
     expected = json.loads((FIXTURE / "expected.json").read_text(encoding="utf-8"))
@@ -163,4 +130,4 @@ def test_cli_on_files_written_by_labelme(tmp_path: Path, capsys) -> None:
     shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.json", ".maskdesk"))
     assert main(["export", str(folder), "--labelme", str(copy)]) == 0
     assert main(["import", str(copy), "--labelme"]) == 0
-    assert _masks(copy) == masks
+    assert stored_masks(copy, packed=True) == masks

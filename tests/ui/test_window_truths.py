@@ -23,6 +23,7 @@ from maskdesk.ui.instance_model import CLASS, SCORE, SWATCH, VISIBLE
 from maskdesk.ui.labels import lay_out
 from maskdesk.ui.main_window import MainWindow
 from tests.ui.mouse import send
+from tests.ui.test_editing import _open
 
 WAIT_MS = 60_000
 
@@ -42,14 +43,6 @@ def _folder(tmp_path: Path, squares: int = 1) -> Path:
             x, y = (k % 10) * 8, (k // 10) * 8
             project.add_instance(record.id, Instance(1, CropMask(x, y, bits), score=0.9))
     return folder
-
-
-def _open(window: MainWindow, qtbot, folder: Path) -> Project:
-    window.score_slider.setValue(0)
-    window.open_folder(folder)
-    qtbot.waitUntil(lambda: window.picture_id == window.image_id is not None, timeout=WAIT_MS)
-    assert window.project is not None
-    return window.project
 
 
 def _polygon(window: MainWindow, corners: list[tuple[float, float]]) -> None:
