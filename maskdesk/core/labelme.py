@@ -80,8 +80,9 @@ def shape_mask(
 ) -> CropMask:
     """The mask of one labelme shape, as labelme's `shapes_to_label` draws it on the frame.
 
-    Drawn on the shape's own box, shifted by whole pixels (the same pixels as on the full
-    frame), so a big photo costs no full-frame buffer per shape.
+    Drawn unshifted on a canvas that ends at the shape's far corner (PIL's edge arithmetic
+    depends on the coordinates' size, so shifting the shape would move a few edge pixels on
+    big photos) and kept as a crop: a big photo holds no full frame per instance.
     Raises SkipShape for shapes without area (lines, points, short polygons, unknown types).
     """
     kind = shape.get("shape_type") or "polygon"
@@ -108,14 +109,14 @@ def shape_mask(
     y1 = min(height, math.ceil(max(ys)) + 2)
     if x1 <= x0 or y1 <= y0:
         return CropMask(0, 0, np.zeros((0, 0), dtype=bool))
-    canvas = Image.new("L", (x1 - x0, y1 - y0))
+    canvas = Image.new("L", (x1, y1))
     draw = ImageDraw.Draw(canvas)
     if kind == "circle":
         (ax, ay), (bx, by) = corners
-        draw.ellipse([ax - x0, ay - y0, bx - x0, by - y0], outline=1, fill=1)
+        draw.ellipse([ax, ay, bx, by], outline=1, fill=1)
     else:
-        draw.polygon([(x - x0, y - y0) for x, y in points], outline=1, fill=1)
-    return CropMask(x0, y0, np.asarray(canvas, dtype=bool))
+        draw.polygon(points, outline=1, fill=1)
+    return CropMask(x0, y0, np.asarray(canvas, dtype=bool)[y0:, x0:])
 
 
 def _paste_mask(shape: dict, width: int, height: int, notes: dict[str, int] | None) -> CropMask:

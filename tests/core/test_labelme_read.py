@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -157,25 +158,30 @@ def test_broken_file_adds_nothing(tmp_path: Path) -> None:
     assert [(i.file_name, i.width, i.height) for i in read.coco.images] == [("b.png", 40, 30)]
 
 
-def test_shapes_drawn_on_their_own_box_equal_labelme_s_full_frame_drawing() -> None:
-    """shape_mask draws on the shape's box shifted by whole pixels (no full-frame buffer per
-    shape on a big photo); the pixels must be those of ImageDraw on the full frame, as
-    labelme's shape_to_mask draws them, also for shapes reaching outside the image."""
+def test_shapes_drawn_on_their_own_canvas_equal_labelme_s_full_frame_drawing() -> None:
+    """shape_mask keeps a crop, drawn on a canvas ending at the shape's far corner; the pixels
+    must be those of ImageDraw on the full frame, as labelme's shape_to_mask draws them,
+    also for shapes reaching outside the image and far from its origin (where shifting the
+    shape to its own box changed a few edge pixels)."""
     from maskdesk.core.labelme import shape_mask
 
     rng = np.random.default_rng(7)
-    w, h = 41, 29
-    for _ in range(300):
-        if rng.random() < 0.7:
-            points = rng.uniform(-8, 48, size=(int(rng.integers(3, 7)), 2)).round(2).tolist()
-            doc = shape("p", points, "polygon")
-            full = Image.new("L", (w, h))
-            ImageDraw.Draw(full).polygon([tuple(p) for p in points], outline=1, fill=1)
-        else:
-            (cx, cy), r = rng.uniform(-5, 45, size=2).round(2), float(rng.uniform(0.3, 12))
-            doc = shape("c", [[cx, cy], [cx + r, cy]], "circle")
-            full = Image.new("L", (w, h))
-            ImageDraw.Draw(full).ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
-        want = np.asarray(full, dtype=bool)
-        got = shape_mask(doc, w, h).to_full(w, h)
-        assert np.array_equal(got, want), doc
+    for w, h, far, count in ((41, 29, 0.0, 300), (2600, 1900, 2500.0, 40)):
+        for _ in range(count):
+            if rng.random() < 0.7:
+                n = int(rng.integers(3, 9))
+                points = (far + rng.uniform(-8, 48, size=(n, 2)) * (7 if far else 1)).round(2)
+                doc = shape("p", points.tolist(), "polygon")
+                full = Image.new("L", (w, h))
+                ImageDraw.Draw(full).polygon([tuple(p) for p in points], outline=1, fill=1)
+            else:
+                cx, cy = (far + rng.uniform(-5, 45, size=2)).round(2)
+                r = float(rng.uniform(0.3, 12)) * (9 if far else 1)
+                doc = shape("c", [[cx, cy], [cx + r, cy]], "circle")
+                r = math.hypot(r, 0.0)
+                full = Image.new("L", (w, h))
+                box = [cx - r, cy - r, cx + r, cy + r]
+                ImageDraw.Draw(full).ellipse(box, outline=1, fill=1)
+            want = np.asarray(full, dtype=bool)
+            got = shape_mask(doc, w, h).to_full(w, h)
+            assert np.array_equal(got, want), doc
