@@ -1,5 +1,6 @@
 """Time from starting Python to the review window on screen, against a window that imports
-torch first (as one that loads its model at start-up would), in fresh processes.
+torch first (as one that loads its model at start-up would), in fresh processes; and what
+the toolbar icons cost, against the same window with text-only toolbars.
 
     python benchmarks/startup.py [--repeat 3]
 
@@ -60,6 +61,11 @@ def main() -> None:
     print(f"window on screen (samples open), torch imported: {torch_loaded}: {ours:.2f} s")
     print(f"baseline, torch imported first:                          {base:.2f} s")
     print(f"ratio baseline / ours: {base / ours:.1f}x (target: ours under 1 s)")
+    # The same window without its icons (icons.apply made a no-op in the child only).
+    no_icons = "import maskdesk.ui.icons as icons; icons.apply = lambda window: None"
+    text_only = min(run(no_icons)[0] for _ in range(args.repeat))
+    print(f"text-only toolbars (no icons):                           {text_only:.2f} s")
+    print(f"icons cost: {ours - text_only:+.2f} s ({ours / text_only:.2f}x)")
 
 
 if __name__ == "__main__":

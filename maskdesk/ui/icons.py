@@ -13,7 +13,16 @@ import logging
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSize, Qt
-from PySide6.QtGui import QAction, QColor, QIcon, QImageReader, QKeySequence, QPalette, QPixmap
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QGuiApplication,
+    QIcon,
+    QImageReader,
+    QKeySequence,
+    QPalette,
+    QPixmap,
+)
 from PySide6.QtWidgets import QToolBar
 
 from maskdesk.resource_files import resource_path
@@ -49,7 +58,16 @@ ICONS = {
 TOOLBARS = ("mainToolBar", "toolsToolBar")
 # Lucide is drawn on a 24 px grid with 2 px strokes: crisp at 24 and its multiples.
 ICON_SIZE = 24
-RENDERED = (16, 24, 32, 48, 72)  # device pixels: small menus, the toolbar at 1x, 1.5x, 2x, 3x
+MENU_SIZE = 16  # the same icons beside menu entries
+
+
+def _sizes() -> list[int]:
+    """Device pixels to draw: menu and toolbar sizes at the screen's scale (1x, 1.5x, 2x...).
+    Only these are drawn at start (benchmarks/startup.py: five sizes of every icon took
+    70 ms of a 0.66 s start, two take 50 ms)."""
+    screen = QGuiApplication.primaryScreen()
+    scale = screen.devicePixelRatio() if screen is not None else 1.0
+    return sorted({round(MENU_SIZE * scale), round(ICON_SIZE * scale)})
 
 
 def icon_file(name: str) -> str:
@@ -69,9 +87,10 @@ def load(name: str, palette: QPalette | None = None) -> QIcon:
             (QIcon.Mode.Normal, palette.color(group.Active, role)),
             (QIcon.Mode.Disabled, palette.color(group.Disabled, role)),
         ]
+    sizes = _sizes()
     for mode, color in modes:
         data = svg.replace(b"currentColor", color.name().encode("ascii"))
-        for size in RENDERED:
+        for size in sizes:
             pixmap = _render(data, size)
             if pixmap is None:
                 # Without Qt's qsvg plugin a button shows its text instead: still usable.
